@@ -1,0 +1,2 @@
+from .filters import *  # noqa: F401,F403
+from .metrics import *  # noqa: F401,F403
