@@ -49,6 +49,23 @@ SAFE_GLOBAL_NAMES = (
 _extra_safe_globals: List[Callable] = []
 
 
+def _history_buffer_getattr(obj, name):
+    """Stands in for ``builtins.getattr`` while unpickling.
+
+    ``HistoryBuffer`` pickles its ``_statistics_methods`` (``min``, ``max``,
+    ``mean``, ``current`` and any registered one) as ``getattr(HistoryBuffer,
+    name)``. A general ``getattr`` would let a pickle walk from an allowed
+    object to arbitrary code (``__globals__`` ...), so only that exact lookup
+    is allowed.
+    """
+    from mmengine.logging import HistoryBuffer
+    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'refused getattr({obj!r}, {name!r}): mmstable only allows '
+        'getattr(HistoryBuffer, <statistics method>)')
+
+
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint needs a global that is not on mmstable's allow-list."""
 
@@ -72,6 +89,7 @@ def get_safe_globals() -> List[Callable]:
             getattr(dtypes, n) for n in dir(dtypes)
             if n.endswith('DType') and isinstance(getattr(dtypes, n), type)
         ]
+    safe.append((_history_buffer_getattr, 'builtins.getattr'))
     return safe + _extra_safe_globals
 
 
@@ -110,9 +128,17 @@ def safe_load(source: Union[str, Callable[[], dict]],
             f'mmstable refused to load the checkpoint {name!r}: it needs a '
             'Python global that is not on the allow-list in '
             'mmstable/utils/checkpoint.py, so loading it could run code. '
-            f'torch says: {str(e).splitlines()[0]}  If you trust this file, '
+            f'torch says: {_reason(e)} If you trust this file, '
             'allow exactly that global with '
             'mmstable.utils.add_safe_globals([...]).') from e
+
+
+def _reason(error: Exception) -> str:
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    for ln in lines:
+        if 'Unsupported global' in ln or 'refused' in ln:
+            return ln.split('Please use')[0].strip()
+    return lines[0] if lines else repr(error)
 
 
 def _load_local(filename, map_location=None):

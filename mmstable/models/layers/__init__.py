@@ -1,0 +1,3 @@
+from .conv_lstm import ConvLSTMCell
+
+__all__ = ['ConvLSTMCell']

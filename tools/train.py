@@ -1,0 +1,32 @@
+"""Train (fine-tune) a model: ``python tools/train.py CONFIG [MMPose's flags]``.
+
+The flags are MMPose's own (``--work-dir``, ``--resume [CKPT]``, ``--amp``,
+``--no-validate``, ``--cfg-options``, ``--launcher none|pytorch|slurm|mpi``):
+this script parses them with MMPose's ``tools/train.py``. Importing mmstable
+registers its modules and routes every checkpoint load (``load_from``,
+``--resume``, ``init_cfg=Pretrained``) through the safe loader.
+"""
+import os.path as osp
+import sys
+
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import mmstable  # noqa: E402,F401
+from mmstable.utils.mmpose_tools import load_mmpose_tool  # noqa: E402
+
+
+def main(argv=None):
+    mmpose_train = load_mmpose_tool('train')
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    args = mmpose_train.parse_args()
+    cfg = mmpose_train.merge_args(Config.fromfile(args.config), args)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+if __name__ == '__main__':
+    main()
