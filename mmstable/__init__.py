@@ -7,6 +7,6 @@ checkpoint loader (:mod:`mmstable.utils.checkpoint`).
 from .version import __version__
 from . import utils  # noqa: F401  (first: installs the safe checkpoint loader)
 from . import (apis, codecs, datasets, engine, evaluation, models,  # noqa
-               structures)
+               structures, visualization)
 
 __all__ = ['__version__']

@@ -4,11 +4,13 @@ Sun et al., "A Backbone Replaceable Fine-tuning Framework for Stable Face
 Alignment", §3.3 and Algorithm 1. Coordinate spaces and the meaning of
 ``pdc_threshold`` are fixed in ``docs/conventions.md`` §2–3.
 """
+import functools
 import math
-from typing import List, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from mmpose.codecs import MSRAHeatmap
 from mmpose.registry import KEYPOINT_CODECS
 from torch import Tensor
@@ -87,50 +89,98 @@ def pdc_centre_of_mass(heatmaps: Tensor,
     return _pdc(heatmaps, threshold, mode)[0]
 
 
-def _pdc(heatmaps: Tensor, threshold: float,
-         mode: str) -> Tuple[Tensor, Tensor]:
+@functools.lru_cache(maxsize=None)
+def _keep_above(threshold: float, dtype: torch.dtype) -> float:
+    """The ``t`` for which ``F.threshold(phi, t, 0)`` keeps exactly
+    ``phi >= threshold`` in ``dtype`` (Algorithm 1, line 1: values *less
+    than* the threshold become 0), using one fused op whose gradient is the
+    kept mask. ``F.threshold`` keeps ``phi > t``, so ``t`` is the next
+    representable value below a positive threshold; a threshold of 0 is used
+    as is (zeros carry no mass, and this drops negative denormals)."""
+    if threshold == 0:
+        return 0.
+    return torch.nextafter(
+        torch.tensor(threshold, dtype=dtype),
+        torch.tensor(-float('inf'), dtype=dtype)).item()
+
+
+def _profiles(maps: Tensor, t: float, mode: str,
+              clean: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    """Peaks (N,), column sums (N, W) and row sums (N, H) of the kept mass
+    of maps (N, H, W)."""
+    if clean:
+        # The backward of nan_to_num is 0 at the cleaned entries.
+        maps = torch.nan_to_num(maps, nan=0., posinf=0., neginf=0.)
+    with torch.no_grad():
+        peak = maps.detach().amax(dim=(-2, -1))
+    if mode == 'relative':
+        # threshold * peak is compared on maps divided by their (detached,
+        # positive) peak: the centre of mass and its gradient are invariant
+        # to scaling a map, and one scalar threshold serves every map. Maps
+        # with peak <= 0 have no mass either way.
+        scale = torch.where(peak > 0, peak, torch.ones_like(peak))
+        maps = maps / scale[:, None, None]
+    mass = F.threshold(maps, t, 0.)  # negative values are never kept
+    return peak, mass.sum(dim=-2), mass.sum(dim=-1)
+
+
+def _pdc(heatmaps: Tensor,
+         threshold: float,
+         mode: str,
+         chunk_size: Optional[int] = None) -> Tuple[Tensor, Tensor]:
     """Algorithm 1; returns (centres (..., 2), peaks (...)). See
-    :func:`pdc_centre_of_mass`; peaks are the NaN-cleaned map maxima."""
+    :func:`pdc_centre_of_mass`; peaks are the NaN-cleaned map maxima.
+
+    ``chunk_size`` (maps per step, for decoding without gradients) only
+    changes memory traffic: the full-size intermediates of a large batch
+    stay in cache instead of being allocated (and paged in) at full size.
+    """
     _check_pdc_args(threshold, mode, 'pdc_centre_of_mass')
     if heatmaps.ndim < 2:
         raise ValueError('pdc_centre_of_mass expects heatmaps of shape '
                          f'(..., H, W), got {tuple(heatmaps.shape)}')
     if not heatmaps.is_floating_point():
         heatmaps = heatmaps.float()
-    H, W = heatmaps.shape[-2:]
-    # NaN (and +-inf) would poison every sum; read them as "no mass". The
-    # backward of nan_to_num is 0 at those entries.
-    phi = torch.nan_to_num(heatmaps, nan=0., posinf=0., neginf=0.)
+    lead, (H, W) = heatmaps.shape[:-2], heatmaps.shape[-2:]
+    maps = heatmaps.reshape(-1, H, W)
+    t = _keep_above(threshold, maps.dtype)
+    N = maps.shape[0]
+    step = N if not chunk_size else max(1, chunk_size)
 
-    with torch.no_grad():
-        flat = phi.detach().flatten(-2)
-        peak, argmax = flat.max(dim=-1)
-        if mode == 'relative':
-            thr = (peak * threshold).clamp_min(0.)[..., None, None]
-        else:
-            thr = threshold
-        keep = phi.detach() >= thr
-        # ``x >= 0`` keeps zeros, which carry no mass, and drops negatives.
-    mass = phi * keep
+    def profiles(clean):
+        parts = [
+            _profiles(maps[i:i + step], t, mode, clean)
+            for i in range(0, N, step)
+        ]
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(torch.cat(p) for p in zip(*parts))
 
-    xs = torch.arange(W, dtype=phi.dtype, device=phi.device)
-    ys = torch.arange(H, dtype=phi.dtype, device=phi.device)
-    col = mass.sum(dim=-2)  # (..., W)
-    row = mass.sum(dim=-1)  # (..., H)
-    total = row.sum(dim=-1)  # (..., )
-    has_mass = total > 0
+    # NaN / inf would poison every sum. Cleaning costs a full pass, so it is
+    # redone with cleaning only when the sums or peaks are not finite.
+    peak, col, row = profiles(clean=False)
+    total = row.sum(dim=-1)
+    if not (torch.isfinite(total).all() and torch.isfinite(peak).all()):
+        peak, col, row = profiles(clean=True)
+        total = row.sum(dim=-1)
+
+    xs = torch.arange(W, dtype=maps.dtype, device=maps.device)
+    ys = torch.arange(H, dtype=maps.dtype, device=maps.device)
+    has_mass = (total > 0) & torch.isfinite(total)
     # Dividing by 1 where there is no mass keeps the unused branch (and so
     # its gradient) finite.
     safe_total = torch.where(has_mass, total, torch.ones_like(total))
-    com = torch.stack(
-        ((col * xs).sum(dim=-1), (row * ys).sum(dim=-1)), dim=-1)
-    com = com / safe_total[..., None]
-
-    fallback = torch.stack(
-        ((argmax % W).to(phi.dtype), torch.div(
-            argmax, W, rounding_mode='floor').to(phi.dtype)),
-        dim=-1)
-    return torch.where(has_mass[..., None], com, fallback), peak
+    com = torch.stack((col @ xs, row @ ys), dim=-1) / safe_total[:, None]
+    valid = has_mass & torch.isfinite(com).all(dim=-1)
+    if not bool(valid.all()):
+        with torch.no_grad():  # argmax fallback, only for empty maps
+            argmax = torch.nan_to_num(
+                maps.detach(), nan=0., posinf=0.,
+                neginf=0.).flatten(-2).argmax(dim=-1)
+            fallback = torch.stack((argmax % W, argmax // W),
+                                   dim=-1).to(com)
+        com = torch.where(valid[:, None], com, fallback)
+    return com.reshape(lead + (2, )), peak.reshape(lead)
 
 
 @KEYPOINT_CODECS.register_module()
@@ -190,6 +240,11 @@ class PDCCodec(MSRAHeatmap):
             ``'relative'`` (fraction in [0, 1] of each map's maximum).
             Defaults to ``'absolute'``
     """
+
+    # batch_decode works through maps in steps of about this many pixels
+    # (1 MiB of float32) so that intermediates stay in cache; results do not
+    # depend on it.
+    decode_chunk_elements = 2**18
 
     def __init__(self,
                  input_size: Tuple[int, int],
@@ -255,8 +310,10 @@ class PDCCodec(MSRAHeatmap):
             heatmaps = batch_heatmaps.detach()
             if not heatmaps.is_floating_point():
                 heatmaps = heatmaps.float()
-            centres, scores = _pdc(heatmaps, self.pdc_threshold,
-                                   self.threshold_mode)
+            H, W = heatmaps.shape[-2:]
+            centres, scores = _pdc(
+                heatmaps, self.pdc_threshold, self.threshold_mode,
+                max(1, self.decode_chunk_elements // (H * W)))
         keypoints = centres.float().cpu().numpy() * self.scale_factor
         scores = scores.float().cpu().numpy()
         # (B, K, ...) -> B views of (N=1, K, ...)

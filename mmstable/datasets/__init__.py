@@ -1,2 +1,10 @@
+from .collate import clip_collate
+from .image_sequence_dataset import ImageSequenceDataset
 from .samplers import *  # noqa: F401,F403
 from .transforms import *  # noqa: F401,F403
+from .video_clip_dataset import SCENARIO_VIDEOS, VideoClipDataset
+
+__all__ = [
+    'clip_collate', 'ImageSequenceDataset', 'VideoClipDataset',
+    'SCENARIO_VIDEOS'
+]

@@ -1,0 +1,10 @@
+from .apply_to_frames import ApplyToFrames
+from .make_shifted_clip import MakeShiftedClip
+from .pack_clip_inputs import PackClipInputs
+from .shifted_topdown_affine import ShiftedTopdownAffine
+from .video_degradation import VideoDegradation
+
+__all__ = [
+    'ApplyToFrames', 'MakeShiftedClip', 'PackClipInputs',
+    'ShiftedTopdownAffine', 'VideoDegradation'
+]

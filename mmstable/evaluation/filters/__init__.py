@@ -1,0 +1,11 @@
+"""Test-time landmark filters (baselines for the ConvLSTM refinement)."""
+from .base_temporal_filter import BaseTemporalFilter
+from .gaussian_filter import GaussianFilter
+from .one_euro_filter import OneEuroFilter
+from .presets import FILTER_PRESETS, build_filter
+from .savitzky_golay_filter import SavitzkyGolayFilter
+
+__all__ = [
+    'BaseTemporalFilter', 'OneEuroFilter', 'SavitzkyGolayFilter',
+    'GaussianFilter', 'FILTER_PRESETS', 'build_filter'
+]

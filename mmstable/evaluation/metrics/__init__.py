@@ -1,0 +1,7 @@
+"""Video metrics: stability (MCV, MAV + extras) and accuracy (VideoNME)."""
+from .base_video_metric import BaseVideoMetric
+from .mav import MAV
+from .mcv import MCV
+from .video_nme import VideoNME
+
+__all__ = ['BaseVideoMetric', 'MCV', 'MAV', 'VideoNME']

@@ -1,0 +1,3 @@
+from .convlstm_refine_head import ConvLSTMRefineHead
+
+__all__ = ['ConvLSTMRefineHead']

@@ -1,0 +1,3 @@
+from .jitter_loss import JitterLoss
+
+__all__ = ['JitterLoss']

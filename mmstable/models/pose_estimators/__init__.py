@@ -1,0 +1,3 @@
+from .stable_topdown import StableTopdownPoseEstimator
+
+__all__ = ['StableTopdownPoseEstimator']

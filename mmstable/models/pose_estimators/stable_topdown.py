@@ -1,0 +1,82 @@
+from typing import Sequence, Tuple
+
+import torch
+from mmengine.logging import print_log
+from torch import Tensor, nn
+
+from mmpose.models.pose_estimators import TopdownPoseEstimator
+from mmpose.registry import MODELS
+
+
+@MODELS.register_module()
+class StableTopdownPoseEstimator(TopdownPoseEstimator):
+    """:class:`TopdownPoseEstimator` whose image model is frozen for the
+    paper's fine-tuning (§3.1: "the optimizer updates the weights of
+    ConvLSTM" only).
+
+    Each module named in ``frozen_modules`` (dotted attribute paths from the
+    estimator; paths that do not exist, e.g. ``neck`` in a model without
+    one, are skipped) gets ``requires_grad=False`` and stays in eval mode —
+    its BatchNorm statistics included — even after ``model.train()``. A
+    frozen backbone / neck runs under ``torch.no_grad()``; the frozen base
+    head does so inside :class:`~mmstable.models.ConvLSTMRefineHead`.
+
+    Args:
+        frozen_modules (Sequence[str]): modules to freeze. Defaults to the
+            image model: ``('backbone', 'neck', 'head.base_head')``.
+        **kwargs: arguments of :class:`TopdownPoseEstimator`.
+    """
+
+    def __init__(self,
+                 *args,
+                 frozen_modules: Sequence[str] = ('backbone', 'neck',
+                                                  'head.base_head'),
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        if isinstance(frozen_modules, str):
+            frozen_modules = (frozen_modules, )
+        self.frozen_modules = tuple(frozen_modules)
+        self._frozen = {}
+        for path in self.frozen_modules:
+            module = self._get_submodule(path)
+            if module is None:
+                print_log(f'{type(self).__name__}: frozen module "{path}" '
+                          'does not exist in this model; skipped.', 'current')
+                continue
+            module.requires_grad_(False)
+            self._frozen[path] = module
+        self.train(self.training)
+
+    def _get_submodule(self, path: str):
+        module = self
+        for name in path.split('.'):
+            module = getattr(module, name, None)
+            if not isinstance(module, nn.Module):
+                return None
+        return module
+
+    def is_frozen(self, path: str) -> bool:
+        return path in getattr(self, '_frozen', {})
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for module in getattr(self, '_frozen', {}).values():
+            module.eval()
+        return self
+
+    def extract_feat(self, inputs: Tensor) -> Tuple[Tensor]:
+        with torch.no_grad() if self.is_frozen('backbone') else _nullcontext():
+            x = self.backbone(inputs)
+        if self.with_neck:
+            with torch.no_grad() if self.is_frozen('neck') else _nullcontext():
+                x = self.neck(x)
+        return x
+
+
+class _nullcontext:
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False

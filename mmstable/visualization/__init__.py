@@ -1,0 +1,4 @@
+"""Plots of landmark stability (matplotlib, Agg canvas; no GUI)."""
+from .stability_plots import plot_allan, plot_robustness, plot_trajectories
+
+__all__ = ['plot_trajectories', 'plot_allan', 'plot_robustness']

@@ -1,0 +1,226 @@
+"""Cost of mmstable's refiner relative to the MMPose image model it wraps.
+
+Measured in one run on this machine (CPU), MMPose's WFLW HRNetV2-W18 at
+256x256 (random weights: timing does not depend on them), median of repeats,
+A and B interleaved so that load from other processes hits both sides:
+
+- P2: per-frame streaming latency, batch 1, ``model.predict`` of
+  (frozen model + ConvLSTM step + PDC decode) / (MMPose model + MSRAHeatmap
+  decode). Flip test off on both sides (``--flip`` turns it on). Target <= 1.05.
+- P1: training step (loss, backward, Adam step) of the fine-tuning model
+  (frozen image model, loss on the refiner) / the full MMPose model (all
+  trainable, KeypointMSELoss), same batch of ``--clips`` x ``--frames``.
+  Target <= 0.35.
+- P3: ``PDCCodec.batch_decode`` / ``MSRAHeatmap.decode`` per sample on
+  (32, 98, 64, 64).
+
+Usage::
+
+    python tools/benchmark.py [--repeats 20] [--train-repeats 5] [--threads N]
+"""
+import argparse
+import copy
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+import torch
+
+MMPOSE_CONFIG = ('mmpose::face_2d_keypoint/topdown_heatmap/wflw/'
+                 'td-hm_hrnetv2-w18_8xb64-60e_wflw-256x256.py')
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--repeats', type=int, default=20,
+                        help='repeats of the latency measurements (P2, P3)')
+    parser.add_argument('--train-repeats', type=int, default=4,
+                        help='repeats of the training steps (P1)')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch threads (default: all cores)')
+    parser.add_argument('--clips', type=int, default=2)
+    parser.add_argument('--frames', type=int, default=4)
+    parser.add_argument('--flip', action='store_true',
+                        help='flip test on both sides of P2')
+    parser.add_argument('--refiner', default='{}',
+                        help='extra ConvLSTMRefineHead options as a Python '
+                        'dict, e.g. "dict(hidden_channels=32)"')
+    parser.add_argument('--skip', nargs='*', default=[],
+                        choices=['P1', 'P2', 'P3'])
+    return parser.parse_args()
+
+
+def build_models(refiner_opts):
+    from mmengine import Config
+    from mmpose.registry import MODELS
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, 'cfg.py')
+        with open(path, 'w') as f:
+            f.write(f"_base_ = '{MMPOSE_CONFIG}'\n")
+        cfg = Config.fromfile(path)
+    plain_cfg = copy.deepcopy(cfg.model)
+    plain_cfg.backbone.init_cfg = None
+    codec = plain_cfg.head.decoder
+    stable_cfg = copy.deepcopy(plain_cfg)
+    stable_cfg.type = 'StableTopdownPoseEstimator'
+    stable_cfg.head = dict(
+        type='ConvLSTMRefineHead',
+        base_head=plain_cfg.head,
+        loss=dict(type='JitterLoss'),
+        decoder=dict(codec, type='PDCCodec'),
+        **refiner_opts)
+    plain = MODELS.build(plain_cfg)
+    stable = MODELS.build(stable_cfg)
+    stable.load_state_dict(plain.state_dict(), strict=False)
+    return plain, stable, codec
+
+
+def make_samples(clips, frames, num_keypoints=98, video_id='v'):
+    from mmengine.structures import InstanceData, PixelData
+    from mmpose.structures import PoseDataSample
+    samples = []
+    rng = np.random.default_rng(0)
+    for b in range(clips):
+        for t in range(frames):
+            ds = PoseDataSample(
+                metainfo=dict(
+                    video_id=f'{video_id}{b}', frame_id=t, clip_len=frames,
+                    input_size=(256, 256), input_center=np.array([128., 128.]),
+                    input_scale=np.array([256., 256.]),
+                    flip_indices=list(range(num_keypoints))))
+            kpts = rng.uniform(20, 230, (1, num_keypoints, 2))
+            ds.gt_instances = InstanceData(
+                transformed_keypoints=kpts, bboxes=np.zeros((1, 4)),
+                bbox_scores=np.ones(1))
+            ds.gt_instance_labels = InstanceData(
+                keypoint_weights=torch.ones(1, num_keypoints))
+            ds.gt_fields = PixelData(
+                heatmaps=torch.rand(num_keypoints, 64, 64))
+            samples.append(ds)
+    return samples
+
+
+def interleaved(fn_a, fn_b, repeats, warmup=1):
+    for _ in range(warmup):
+        fn_a()
+        fn_b()
+    ta, tb = [], []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn_a()
+        ta.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        fn_b()
+        tb.append(time.perf_counter() - t)
+    return statistics.median(ta), statistics.median(tb)
+
+
+def bench_p2(plain, stable, repeats, flip):
+    for model in (plain, stable):
+        model.eval()
+        model.test_cfg['flip_test'] = flip
+        model.head.test_cfg = model.test_cfg.copy()
+    x = torch.randn(1, 3, 256, 256)
+    frame = [0]
+
+    def step(model):
+        # one video, consecutive frames: the refiner carries its state
+        samples = make_samples(1, 1)
+        samples[0].set_metainfo(dict(frame_id=frame[0]))
+        frame[0] += 1
+        with torch.no_grad():
+            model.predict(x, samples)
+
+    t_stable, t_plain = interleaved(lambda: step(stable),
+                                    lambda: step(plain), repeats, warmup=2)
+    return t_stable, t_plain
+
+
+def bench_p1(plain, stable, repeats, clips, frames):
+    inputs = torch.randn(clips * frames, 3, 256, 256)
+    samples = make_samples(clips, frames)
+
+    def make_step(model):
+        model.train()
+        params = [p for p in model.parameters() if p.requires_grad]
+        optim = torch.optim.Adam(params, lr=1e-5)
+
+        def step():
+            losses = model.loss(inputs, samples)
+            loss = sum(v for k, v in losses.items() if 'loss' in k)
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+
+        return step, sum(p.numel() for p in params)
+
+    step_stable, n_stable = make_step(stable)
+    step_plain, n_plain = make_step(plain)
+    t_stable, t_plain = interleaved(step_stable, step_plain, repeats)
+    return t_stable, t_plain, n_stable, n_plain
+
+
+def bench_p3(codec_cfg, repeats):
+    from mmpose.registry import KEYPOINT_CODECS
+    msra = KEYPOINT_CODECS.build(codec_cfg)
+    pdc = KEYPOINT_CODECS.build(dict(codec_cfg, type='PDCCodec'))
+    heatmaps = torch.rand(32, 98, 64, 64)
+    heatmaps_np = heatmaps.numpy()
+
+    def msra_decode():
+        for hm in heatmaps_np:
+            msra.decode(hm)
+
+    return interleaved(lambda: pdc.batch_decode(heatmaps), msra_decode,
+                       repeats)
+
+
+def main():
+    args = parse_args()
+    warnings.filterwarnings('ignore')
+    sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
+    import mmstable  # noqa: F401
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmpose')
+    threads = args.threads or os.cpu_count()
+    torch.set_num_threads(threads)
+    refiner_opts = eval(args.refiner, {'dict': dict})
+    plain, stable, codec = build_models(refiner_opts)
+    head = stable.head
+    print(f'mmstable benchmark: {MMPOSE_CONFIG}\n  CPU, torch '
+          f'{torch.__version__}, {threads} threads; refiner: '
+          f'{type(head.cell).__name__}('
+          f'{head.cell.in_channels}->{head.cell.hidden_channels}, '
+          f'k={head.cell.conv.kernel_size[0]}), share_across_keypoints='
+          f'{head.share_across_keypoints}, decoder '
+          f'{type(head.decoder).__name__}')
+
+    if 'P2' not in args.skip:
+        t_s, t_p = bench_p2(plain, stable, args.repeats, args.flip)
+        print(f'P2 streaming latency, batch 1 (flip_test={args.flip}), '
+              f'median of {args.repeats}: refined+PDC {t_s * 1e3:.1f} ms / '
+              f'MMPose+MSRA {t_p * 1e3:.1f} ms = {t_s / t_p:.3f} '
+              '(target <= 1.05)')
+    if 'P1' not in args.skip:
+        t_s, t_p, n_s, n_p = bench_p1(plain, stable, args.train_repeats,
+                                      args.clips, args.frames)
+        print(f'P1 training step, {args.clips} clips x {args.frames} frames, '
+              f'median of {args.train_repeats}: fine-tune ({n_s} trainable '
+              f'params) {t_s:.3f} s / full model ({n_p}) {t_p:.3f} s = '
+              f'{t_s / t_p:.3f} (target <= 0.35)')
+    if 'P3' not in args.skip:
+        t_pdc, t_msra = bench_p3(codec, args.repeats)
+        print(f'P3 decode (32, 98, 64, 64), median of {args.repeats}: PDC '
+              f'batch_decode {t_pdc * 1e3:.1f} ms / MSRAHeatmap per-sample '
+              f'{t_msra * 1e3:.1f} ms = {t_pdc / t_msra:.3f}')
+    extra = os.path.join(os.path.dirname(__file__), 'benchmark_pdc.py')
+    if os.path.isfile(extra):
+        print(f'(see also {extra})')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,93 @@
+# Copyright (c) mmstable authors. All rights reserved.
+"""Write mmstable's synthetic face videos (68 iBUG landmarks) to a folder.
+
+The same data ``SyntheticFaceVideoDataset`` generates on first use, in MMPose's
+COCO-style 300W layout::
+
+    <out>/images/<split>_<video>/<frame:06d>.jpg
+    <out>/annotations/face_landmarks_synthetic_<split>.json
+
+Usage::
+
+    python tools/dataset_converters/make_synthetic_faces.py \\
+        --out data/synthetic --videos 40 --frames 40 --seed 0
+
+writes ``--videos`` x ``--frames`` train frames and, unless told otherwise,
+``val`` (4 x 60) and ``test`` (8 x 60) videos from disjoint seeds.
+"""
+import argparse
+import os.path as osp
+import sys
+import time
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
+    __file__)))))
+
+from mmstable.datasets.synthetic.generator import (  # noqa: E402
+    DEFAULT_SPLIT_SIZES, SPLITS, FaceVideoGenerator, write_split)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--out', default='data/synthetic', help='output folder')
+    p.add_argument('--splits', nargs='+', default=list(SPLITS),
+                   choices=SPLITS, help='splits to write')
+    p.add_argument('--seed', type=int, default=0, help='base seed')
+    for split, (videos, frames) in DEFAULT_SPLIT_SIZES.items():
+        flag = '' if split == 'train' else f'{split}-'
+        p.add_argument(f'--{flag}videos', type=int, default=videos,
+                       help=f'{split} videos (default {videos})')
+        p.add_argument(f'--{flag}frames', type=int,
+                       default=frames if split == 'train' else None,
+                       help=f'frames per {split} video (default {frames})')
+    p.add_argument('--image-size', type=int, default=256)
+    p.add_argument('--face-size', type=float, nargs=2, default=(90., 130.),
+                   metavar=('MIN', 'MAX'),
+                   help='face width range in pixels (jaw point 0 to 16)')
+    p.add_argument('--noise', type=float, default=1.,
+                   help='sensor noise / flicker strength (0: none)')
+    p.add_argument('--blur', type=float, default=1.,
+                   help='motion blur / defocus strength (0: none)')
+    p.add_argument('--motion', type=float, default=1.,
+                   help='head motion amplitude (0: still)')
+    p.add_argument('--expression', type=float, default=1.,
+                   help='expression amplitude (0: neutral)')
+    p.add_argument('--img-ext', default='.jpg', choices=('.jpg', '.png'))
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        generator = FaceVideoGenerator(
+            image_size=args.image_size, face_size=tuple(args.face_size),
+            noise=args.noise, blur=args.blur, motion=args.motion,
+            expression=args.expression)
+    except ValueError as e:
+        sys.exit(f'make_synthetic_faces: {e}')
+    t0 = time.perf_counter()
+    total = 0
+    for split in args.splits:
+        flag = '' if split == 'train' else f'{split}_'
+        frames = getattr(args, f'{flag}frames')
+        try:
+            info = write_split(
+                args.out, split,
+                num_videos=getattr(args, f'{flag}videos'),
+                num_frames=DEFAULT_SPLIT_SIZES[split][1]
+                if frames is None else frames,
+                seed=args.seed, generator=generator, img_ext=args.img_ext)
+        except ValueError as e:
+            sys.exit(f'make_synthetic_faces: --{flag.replace("_", "-")}'
+                     f'videos/frames: {e}')
+        total += info['num_images']
+        print(f'{split:5s}: {info["num_videos"]} videos x '
+              f'{info["num_frames"]} frames -> {info["ann_file"]} '
+              f'({info["seconds"]:.1f} s, '
+              f'{1e3 * info["seconds"] / info["num_images"]:.1f} ms/frame)')
+    print(f'wrote {total} frames of {args.image_size}x{args.image_size} to '
+          f'{args.out} in {time.perf_counter() - t0:.1f} s')
+
+
+if __name__ == '__main__':
+    main()
