@@ -67,6 +67,19 @@ def test_algorithm1_by_hand():
     np.testing.assert_allclose(scores, [[1.0]])
 
 
+def test_value_equal_to_threshold_is_kept():
+    # Algorithm 1 zeroes values *less than* the threshold: 0.2 stays.
+    # kept 1.0 at x=1 and 0.2 at x=3 (row 0): x = (1*1.0 + 3*0.2)/1.2 = 4/3
+    for dtype in (torch.float32, torch.float64, torch.float16):
+        hm = torch.zeros(1, 5, dtype=dtype)
+        hm[0, 1], hm[0, 3] = 1.0, 0.2
+        com = pdc_centre_of_mass(hm, 0.2)
+        assert com.dtype == dtype
+        assert com[0].item() == pytest.approx(
+            (1 + 3 * float(hm[0, 3])) / (1 + float(hm[0, 3])), rel=1e-3)
+        assert com[0].item() == pytest.approx(4 / 3, rel=2e-3)
+
+
 def test_relative_mode():
     # relative 0.35 of max 1.0 keeps 0.4 (x1), 1.0 (x2), 0.5 (x3), all in
     # row y=2: x = (1*0.4 + 2*1.0 + 3*0.5) / 1.9 = 3.9/1.9, y = 2.
@@ -104,20 +117,25 @@ def test_round_trip_unbiased(threshold, atol):
 
 
 def test_degenerate_maps_are_finite():
-    hm = np.zeros((4, 5, 5), dtype=np.float32)
+    hm = np.zeros((5, 5, 5), dtype=np.float32)
     hm[0, 3, 1] = 0.1  # everything below 0.2: argmax (x=1, y=3)
     hm[1] = -np.arange(25, dtype=np.float32).reshape(5, 5) - 1
     hm[1, 4, 2] = -0.5  # all negative: argmax is the least negative pixel
     hm[2] = np.nan  # all NaN: read as zeros, argmax of zeros -> (0, 0)
     hm[3] = hand_map()
     hm[3, 0, 0] = np.nan  # a NaN pixel counts as 0; rest as by hand
+    hm[4] = hand_map()
+    hm[4, 4, 4], hm[4, 0, 4] = np.inf, -np.inf  # inf pixels count as 0
     keypoints, scores = build().decode(hm)
     assert np.isfinite(keypoints).all() and np.isfinite(scores).all()
     np.testing.assert_allclose(keypoints[0, :3] / 2,
                                [[1, 3], [2, 4], [0, 0]])
     np.testing.assert_allclose(scores[0, :3], [0.1, -0.5, 0.0])
-    np.testing.assert_allclose(keypoints[0, 3] / 2,
-                               [7.45 / 2.45 - 1, 7.3 / 2.45 - 1], atol=1e-5)
+    for k in (3, 4):
+        np.testing.assert_allclose(keypoints[0, k] / 2,
+                                   [7.45 / 2.45 - 1, 7.3 / 2.45 - 1],
+                                   atol=1e-5)
+    np.testing.assert_allclose(scores[0, 3:], [1.0, 1.0])
 
     # threshold 0 on a map with negatives: negatives are zeroed (Alg. 1 l.1)
     hm0 = np.full((1, 5, 5), -0.3, dtype=np.float32)
@@ -165,6 +183,18 @@ def test_batch_decode_matches_decode():
         assert kps[b].dtype == np.float32
         np.testing.assert_allclose(kps[b], kp_b, rtol=1e-6)
         np.testing.assert_allclose(scores[b], sc_b)
+
+
+@pytest.mark.parametrize('mode', ['absolute', 'relative'])
+def test_batch_decode_chunking_does_not_change_results(mode):
+    codec = build(pdc_threshold=0.5, threshold_mode=mode)
+    gen = torch.Generator().manual_seed(1)
+    batch = torch.rand((4, 3, 5, 5), generator=gen)
+    batch[1, 2, 0, 0] = float('nan')  # forces the cleaning pass
+    whole = pdc_centre_of_mass(batch, 0.5, mode).numpy() * 2
+    codec.decode_chunk_elements = 2 * 25  # two maps per step, 6 steps
+    kps, _ = codec.batch_decode(batch)
+    np.testing.assert_allclose(np.concatenate(kps), whole, rtol=1e-6)
 
 
 def test_head_decode_uses_batch_decode(monkeypatch):

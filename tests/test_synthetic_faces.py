@@ -51,34 +51,46 @@ def test_same_seed_same_video_other_seed_other_video():
 
 
 def test_landmarks_lie_on_rendered_features():
-    """Eyes, lash lines, brows and lips are drawn through the landmarks."""
+    """Eyes, lash lines, brows and lips are drawn through the landmarks: the
+    pixel at a landmark differs from the skin right next to the feature."""
     gen = FaceVideoGenerator(noise=0, blur=0)
     checked = 0
+
+    def unit(v):
+        return v / np.linalg.norm(v)
+
     for seed in range(6):
         _, _, exprs, _ = gen.sample_trajectory((seed, 9, 0), 12)
         video = gen.generate((seed, 9, 0), 12)
         for t in range(0, 12, 3):
             img, lm = video.frames[t], video.keypoints[t].astype(float)
-            cheek = (lm[2] + lm[31] + lm[48]) / 3
-            skin_grey, skin_red = _gray(img, cheek), _redness(img, cheek)
-            for eye in (slice(36, 42), slice(42, 48)):
-                corners = lm[eye][[0, 3]]
-                for c in corners:  # the lash line runs through the corners
-                    assert _gray(img, c) < 0.85 * skin_grey, (seed, t, c)
-                if exprs[t].blink < 0.3:  # open eye: iris/sclera, not skin
-                    centre = lm[eye].mean(0)
-                    x, y = np.round(centre).astype(int)
-                    xs, ys = np.round(cheek).astype(int)
-                    diff = np.abs(img[y, x].astype(int) - img[ys, xs]).max()
+            for eye in (lm[36:42], lm[42:48]):
+                for a, b in ((0, 3), (3, 0)):  # the lash line ends at corners
+                    skin = eye[a] + 4 * unit(eye[a] - eye[b])
+                    assert _gray(img, eye[a]) < 0.8 * _gray(img, skin), (
+                        seed, t, a)
+                if exprs[t].blink < 0.3:
+                    # open eye: iris or sclera along the eye's axis, not the
+                    # skin under the eye
+                    lid_up, lid_lo = eye[1:3].mean(0), eye[4:6].mean(0)
+                    xs, ys = np.round(2 * lid_lo - lid_up).astype(int)
+                    diff = max(
+                        np.abs(img[y, x].astype(int) - img[ys, xs]).max()
+                        for x, y in np.round([
+                            (2 * eye[0] + eye[3]) / 3, eye.mean(0),
+                            (eye[0] + 2 * eye[3]) / 3
+                        ]).astype(int))
                     assert diff > 30, (seed, t)
-            for p in lm[[19, 24]]:  # brows are dark
-                assert _gray(img, p) < 0.85 * skin_grey, (seed, t)
-            # lips: between the outer and inner lip landmarks, darker and
-            # redder than the cheek
-            for o, i in ((50, 61), (52, 63), (57, 66), (56, 65)):
-                lip = (lm[o] + lm[i]) / 2
-                assert _gray(img, lip) < skin_grey, (seed, t, o)
-                assert _redness(img, lip) > skin_red, (seed, t, o)
+            for brow, eye_lid in ((19, 37), (24, 44)):  # brows are dark
+                forehead = lm[brow] + 0.6 * (lm[brow] - lm[eye_lid])
+                assert _gray(img, lm[brow]) < 0.8 * _gray(img, forehead)
+            # lips (between the outer and inner lip landmarks) are darker and
+            # redder than the skin just above / below them
+            for outer, inner in ((51, 62), (57, 66), (50, 61), (56, 65)):
+                lip = (lm[outer] + lm[inner]) / 2
+                skin = lm[outer] + 0.8 * (lm[outer] - lm[inner])
+                assert _gray(img, lip) < _gray(img, skin), (seed, t, outer)
+                assert _redness(img, lip) > _redness(img, skin), (seed, t)
             checked += 1
     assert checked == 24
 
@@ -100,7 +112,7 @@ def test_motion_is_smooth_and_noise_touches_pixels_not_landmarks():
         step = np.linalg.norm(np.diff(kpts, axis=0), axis=-1)
         assert (step / width[1:, None]).max() < 0.12, seed
         accel = np.linalg.norm(np.diff(kpts[:, rest], 2, axis=0), axis=-1)
-        assert accel.max() < 5 and accel.mean() < 0.5, seed
+        assert accel.max() < 5 and accel.mean() < 1, seed
     # a still, neutral head does not move at all: all jitter is in pixels
     still = FaceVideoGenerator(motion=0, expression=0)
     video = still.generate((2, 0, 0), 5)
@@ -155,7 +167,7 @@ def _pipeline(input_size=(128, 128)):
              scale_factor=(0.75, 1.25)),
         dict(type='TopdownAffine', input_size=input_size),
         dict(type='GenerateTarget', encoder=codec),
-        dict(type='PackPoseInputs',
+        dict(type='PackPoseInputs', pack_transformed=True,
              meta_keys=('id', 'img_id', 'img_path', 'ori_shape', 'img_shape',
                         'input_size', 'input_center', 'input_scale', 'flip',
                         'flip_direction', 'flip_indices', 'video_id',

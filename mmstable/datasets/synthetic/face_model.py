@@ -468,7 +468,7 @@ def render_face(img: np.ndarray, idn: FaceIdentity, expr: FaceExpression,
 
             _draw_clipped(img, eye_poly, draw_iris)
         lash = np.minimum(idn.brow, 60)
-        _line(img, upper, lash, 0.018 * s)
+        _line(img, upper, lash, 0.022 * s)
         _line(img, lower, skin * 0.55, 0.008 * s)
 
     # lips: outer polygon, dark mouth opening with teeth, lip line

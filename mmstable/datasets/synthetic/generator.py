@@ -128,7 +128,7 @@ class FaceVideoGenerator:
         n = num_frames
         half = self.image_size / 2.
 
-        def sig(freq=(0.006, 0.03)):
+        def sig(freq=(0.005, 0.025)):
             return _smooth_signal(rng, n, freq)
 
         face_px = rng.uniform(*self.face_size)
@@ -269,7 +269,8 @@ def write_split(out_dir: str,
         for t in range(int(num_frames)):
             file_name = f'{video_id}/{t:06d}{img_ext}'
             path = osp.join(out_dir, img_prefix, file_name)
-            if not cv2.imwrite(path, video.frames[t], _IMWRITE_PARAMS[img_ext]):
+            if not cv2.imwrite(path, video.frames[t],
+                               _IMWRITE_PARAMS[img_ext]):
                 raise OSError(f'could not write {path}')
             img_id = len(images)
             images.append(
