@@ -46,9 +46,11 @@ def pdc_centre_of_mass(heatmaps: Tensor,
     """Differentiable PDC centre of mass (Algorithm 1), in heatmap pixels.
 
     This is the single implementation of Algorithm 1 in mmstable:
-    :meth:`PDCCodec.batch_decode` (and so :meth:`PDCCodec.decode`) call it
-    under ``torch.no_grad()`` and :class:`mmstable.models.losses.JitterLoss`
-    calls it with gradients for ``u_t`` (eq. 6).
+    :meth:`PDCCodec.batch_decode` (and so :meth:`PDCCodec.decode`) runs the
+    same code (``_pdc``, which also returns the peaks) under
+    ``torch.no_grad()``, and :class:`mmstable.models.losses.JitterLoss`
+    calls it with gradients for ``u_t`` (eq. 6). The threshold is compared
+    in the dtype of ``heatmaps``.
 
     Per map :math:`\\phi` (after non-finite values are set to 0):
 
@@ -214,15 +216,16 @@ class PDCCodec(MSRAHeatmap):
     decoded keypoints are in input space: heatmap px × ``input_size /
     heatmap_size``, exactly as ``MSRAHeatmap.decode``.
 
-    Scores are each map's peak value (its maximum, NaN read as 0).
+    Scores are each map's peak value (its maximum; NaN / inf read as 0).
 
     Degenerate maps (see :func:`pdc_centre_of_mass`): negative values are
     never mass (HRNetV2 emits them, §4); NaN / inf values count as 0; a map
     with no kept mass falls back to its argmax (an all-NaN map gives pixel
     (0, 0) and score 0). This differs from MMPose's ``get_heatmap_maximum``,
     which returns -1 for maps with a non-positive maximum: a finite in-map
-    point is needed by the Jitter loss, and the (non-positive) score still
-    marks the keypoint as unreliable. Outputs are never NaN.
+    point is needed by the Jitter loss, and the score (a peak below the
+    threshold) still marks the keypoint as unreliable. Outputs are never
+    NaN.
 
     Args:
         input_size (tuple): Image size in [w, h]
@@ -242,10 +245,11 @@ class PDCCodec(MSRAHeatmap):
     """
 
     # batch_decode works through the maps in steps of about this many pixels
-    # (4 MiB of float32; fastest of 2**18..2**22 on CPU for (32, 98, 64, 64))
-    # so that intermediates are not allocated at full batch size; results do
-    # not depend on it.
-    decode_chunk_elements = 2**20
+    # (2 MiB of float32, so a step and its thresholded copy stay in a 2 MiB
+    # L2; 2**18-2**19 were fastest of 2**16..2**22 for (32, 98, 64, 64) on
+    # CPU) instead of allocating full-batch intermediates; results do not
+    # depend on it.
+    decode_chunk_elements = 2**19
 
     def __init__(self,
                  input_size: Tuple[int, int],

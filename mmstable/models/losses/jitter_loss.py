@@ -156,9 +156,12 @@ class JitterLoss(nn.Module):
         # Psi_t, eq. 3/4; Psi_0 = 0.
         psi = output.new_zeros((B, T, K))
         if T > 1:
-            u = pdc_centre_of_mass(output, self.pdc_threshold,
-                                   self.pdc_threshold_mode)
-            u_hat = keypoints.to(u.dtype)
+            # float32: half-precision sums of index-weighted mass lose
+            # sub-pixel resolution (mixed-precision training).
+            u = pdc_centre_of_mass(
+                output.to(torch.promote_types(output.dtype, torch.float32)),
+                self.pdc_threshold, self.pdc_threshold_mode)
+            u_hat = keypoints.to(u)
             err = u - u_hat
             jitter = _safe_l2(err[:, 1:] - err[:, :-1])
             offset = _safe_l2(u_hat[:, 1:] - u_hat[:, :-1])
@@ -168,6 +171,7 @@ class JitterLoss(nn.Module):
                 psi_t = psi_t.detach()
             if weights is not None:
                 psi_t = psi_t * (weights[:, :-1] > 0)
+            psi_t = psi_t.to(output.dtype)
             psi = torch.cat([psi[:, :1], psi_t], dim=1)
 
         factor = self.lambda_pixel + psi
