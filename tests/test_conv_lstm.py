@@ -1,4 +1,5 @@
-"""ConvLSTMCell: the cell of eq. 1, h_t, c_t = ConvLSTM(h_{t-1}, c_{t-1}, x_t)."""
+"""ConvLSTMCell, the cell of eq. 1:
+h_t, c_t = ConvLSTM(h_{t-1}, c_{t-1}, x_t)."""
 import math
 
 import pytest

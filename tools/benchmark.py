@@ -6,7 +6,8 @@ A and B interleaved so that load from other processes hits both sides:
 
 - P2: per-frame streaming latency, batch 1, ``model.predict`` of
   (frozen model + ConvLSTM step + PDC decode) / (MMPose model + MSRAHeatmap
-  decode). Flip test off on both sides (``--flip`` turns it on). Target <= 1.05.
+  decode). Flip test off on both sides (``--flip`` turns it on).
+  Target <= 1.05.
 - P1: training step (loss, backward, Adam step) of the fine-tuning model
   (frozen image model, loss on the refiner) / the full MMPose model (all
   trainable, KeypointMSELoss), same batch of ``--clips`` x ``--frames``.
@@ -41,7 +42,9 @@ def parse_args():
     parser.add_argument('--train-repeats', type=int, default=4,
                         help='repeats of the training steps (P1)')
     parser.add_argument('--threads', type=int, default=None,
-                        help='torch threads (default: all cores)')
+                        help='torch threads (default: all cores; on a '
+                        'machine shared with other jobs use 1: OpenMP '
+                        'threads competing for cores slow down ~10x)')
     parser.add_argument('--clips', type=int, default=2)
     parser.add_argument('--frames', type=int, default=4)
     parser.add_argument('--flip', action='store_true',
@@ -137,7 +140,17 @@ def bench_p2(plain, stable, repeats, flip):
 
     t_stable, t_plain = interleaved(lambda: step(stable),
                                     lambda: step(plain), repeats, warmup=2)
-    return t_stable, t_plain
+
+    # the parts that differ: one refiner step, PDC vs MSRAHeatmap decode
+    heatmaps = torch.rand(1, 1, 98, 64, 64)
+    with torch.no_grad():
+        _, state = stable.head.refine(heatmaps)
+        t_step, _ = interleaved(lambda: stable.head.refine(heatmaps, state),
+                                lambda: None, repeats)
+        t_pdc, t_msra = interleaved(
+            lambda: stable.head.decode(heatmaps[0]),
+            lambda: plain.head.decode(heatmaps[0]), repeats)
+    return t_stable, t_plain, t_step, t_pdc, t_msra
 
 
 def bench_p1(plain, stable, repeats, clips, frames):
@@ -168,7 +181,16 @@ def bench_p3(codec_cfg, repeats):
     from mmpose.registry import KEYPOINT_CODECS
     msra = KEYPOINT_CODECS.build(codec_cfg)
     pdc = KEYPOINT_CODECS.build(dict(codec_cfg, type='PDCCodec'))
-    heatmaps = torch.rand(32, 98, 64, 64)
+    heatmaps, source = torch.rand(32, 98, 64, 64), 'uniform noise'
+    pdc_tool = os.path.join(os.path.dirname(__file__), 'benchmark_pdc.py')
+    if os.path.isfile(pdc_tool):  # the PDC benchmark's realistic heatmaps
+        import importlib.util
+        spec = importlib.util.spec_from_file_location('benchmark_pdc',
+                                                      pdc_tool)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        heatmaps = module.make_batch(32, 98, 64, sigma=2., noise=0.02, seed=0)
+        source = 'tools/benchmark_pdc.make_batch'
     heatmaps_np = heatmaps.numpy()
 
     def msra_decode():
@@ -176,7 +198,7 @@ def bench_p3(codec_cfg, repeats):
             msra.decode(hm)
 
     return interleaved(lambda: pdc.batch_decode(heatmaps), msra_decode,
-                       repeats)
+                       repeats) + (source, )
 
 
 def main():
@@ -200,11 +222,16 @@ def main():
           f'{type(head.decoder).__name__}')
 
     if 'P2' not in args.skip:
-        t_s, t_p = bench_p2(plain, stable, args.repeats, args.flip)
+        t_s, t_p, t_step, t_pdc, t_msra = bench_p2(plain, stable,
+                                                   args.repeats, args.flip)
         print(f'P2 streaming latency, batch 1 (flip_test={args.flip}), '
               f'median of {args.repeats}: refined+PDC {t_s * 1e3:.1f} ms / '
               f'MMPose+MSRA {t_p * 1e3:.1f} ms = {t_s / t_p:.3f} '
-              '(target <= 1.05)')
+              '(target <= 1.05)\n'
+              f'   parts: refiner step {t_step * 1e3:.2f} ms, PDC decode '
+              f'{t_pdc * 1e3:.2f} ms, MSRAHeatmap decode {t_msra * 1e3:.2f} '
+              f'ms; (MMPose + step + PDC - MSRA) / MMPose = '
+              f'{(t_p + t_step + t_pdc - t_msra) / t_p:.3f}')
     if 'P1' not in args.skip:
         t_s, t_p, n_s, n_p = bench_p1(plain, stable, args.train_repeats,
                                       args.clips, args.frames)
@@ -213,13 +240,11 @@ def main():
               f'params) {t_s:.3f} s / full model ({n_p}) {t_p:.3f} s = '
               f'{t_s / t_p:.3f} (target <= 0.35)')
     if 'P3' not in args.skip:
-        t_pdc, t_msra = bench_p3(codec, args.repeats)
-        print(f'P3 decode (32, 98, 64, 64), median of {args.repeats}: PDC '
+        t_pdc, t_msra, source = bench_p3(codec, args.repeats)
+        print(f'P3 decode (32, 98, 64, 64) of {source}, median of '
+              f'{args.repeats}: PDC '
               f'batch_decode {t_pdc * 1e3:.1f} ms / MSRAHeatmap per-sample '
               f'{t_msra * 1e3:.1f} ms = {t_pdc / t_msra:.3f}')
-    extra = os.path.join(os.path.dirname(__file__), 'benchmark_pdc.py')
-    if os.path.isfile(extra):
-        print(f'(see also {extra})')
 
 
 if __name__ == '__main__':

@@ -70,7 +70,8 @@ def _clip_len(data_sample, index: int, default: Optional[int]) -> int:
         return default
     length = int(metainfo['clip_len'])
     if length < 1:
-        raise ValueError(f'frame {index} has clip_len={length}; expected >= 1.')
+        raise ValueError(
+            f'frame {index} has clip_len={length}; expected >= 1.')
     return length
 
 

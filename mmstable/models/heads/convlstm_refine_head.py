@@ -257,7 +257,8 @@ class ConvLSTMRefineHead(BaseHead):
         outputs = []
         for start, stop, continues in runs:
             state = self._state if continues else None
-            if state is not None and state[0].shape[-2:] != heatmaps.shape[-2:]:
+            if state is not None and (state[0].shape[-2:] !=
+                                      heatmaps.shape[-2:]):
                 state = None
             refined, state = self.refine(heatmaps[None, start:stop], state)
             outputs.append(refined[0])
@@ -325,7 +326,7 @@ class ConvLSTMRefineHead(BaseHead):
 
     def _gt_heatmap_keypoints(self, batch_data_samples: Sequence,
                               gt_heatmaps: Tensor) -> Tensor:
-        """GT keypoints in heatmap pixels (docs/conventions.md §2), (N, K, 2)."""
+        """GT keypoints (N, K, 2) in heatmap pixels (conventions.md §2)."""
         keypoints = []
         for i, d in enumerate(batch_data_samples):
             if 'transformed_keypoints' not in d.gt_instances:

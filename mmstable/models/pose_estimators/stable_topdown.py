@@ -1,3 +1,4 @@
+from contextlib import nullcontext
 from typing import Sequence, Tuple
 
 import torch
@@ -65,18 +66,10 @@ class StableTopdownPoseEstimator(TopdownPoseEstimator):
         return self
 
     def extract_feat(self, inputs: Tensor) -> Tuple[Tensor]:
-        with torch.no_grad() if self.is_frozen('backbone') else _nullcontext():
+        with torch.no_grad() if self.is_frozen('backbone') else nullcontext():
             x = self.backbone(inputs)
         if self.with_neck:
-            with torch.no_grad() if self.is_frozen('neck') else _nullcontext():
+            with torch.no_grad() if self.is_frozen('neck') else nullcontext():
                 x = self.neck(x)
         return x
 
-
-class _nullcontext:
-
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
