@@ -271,9 +271,73 @@ def test_mixed_videos_in_one_test_batch_and_train_resets_state():
     head.reset_state()
     only_b = _predict_heatmaps(head, (feats[0][2:], ), samples[2:])
     torch.testing.assert_close(mixed[2:], only_b, rtol=0, atol=1e-6)
-    assert head._state is not None
+    assert set(head._states) == {'B'}  # A ended: absent from the last call
     head.train()
-    assert head._state is None and head._last_frame is None
+    assert head._states == {}
+
+
+def test_interleaved_tracks_each_carry_their_own_state():
+    """Streaming with two faces per frame: [A0, B0], [A1, B1], ... equals
+    running each track alone (mmstable.apis sends one batch per frame)."""
+    head = make_head()
+    randomise_refiner(head)
+    head.eval()
+    fa, fb = feats_for(3, seed=5)[0], feats_for(3, seed=6)[0]
+    alone = {}
+    for vid, f in (('A', fa), ('B', fb)):
+        head.reset_state()
+        alone[vid] = _predict_heatmaps(
+            head, (f, ), make_samples([1] * 3, video_ids=[vid] * 3,
+                                      frame_starts=[0, 1, 2]))
+    head.reset_state()
+    for t in range(3):
+        both = _predict_heatmaps(
+            head, (torch.stack([fa[t], fb[t]]), ),
+            make_samples([1, 1], video_ids=['A', 'B'], frame_starts=[t, t]))
+        torch.testing.assert_close(both[0], alone['A'][t], rtol=0, atol=1e-6)
+        torch.testing.assert_close(both[1], alone['B'][t], rtol=0, atol=1e-6)
+    # a track absent from a call has ended: its state is dropped
+    _predict_heatmaps(head, (fa[:1], ),
+                      make_samples([1], video_ids=['A'], frame_starts=[3]))
+    assert set(head._states) == {'A'}
+    head.reset_state('A')
+    assert head._states == {}
+
+
+def test_max_frame_gap_carries_state_over_skipped_frames():
+    feats = feats_for(2, seed=7)
+    outs = {}
+    for gap in (1, 2):
+        head = make_head(max_frame_gap=gap)
+        randomise_refiner(head)
+        head.eval()
+        _predict_heatmaps(head, (feats[0][:1], ),
+                          make_samples([1], video_ids=['A'], frame_starts=[0]))
+        outs[gap] = _predict_heatmaps(
+            head, (feats[0][1:], ),
+            make_samples([1], video_ids=['A'], frame_starts=[2]))
+        head.reset_state()
+        outs[gap, 'fresh'] = _predict_heatmaps(
+            head, (feats[0][1:], ),
+            make_samples([1], video_ids=['A'], frame_starts=[2]))
+    torch.testing.assert_close(outs[1], outs[1, 'fresh'], rtol=0, atol=0)
+    assert not torch.allclose(outs[2], outs[2, 'fresh'])
+    with pytest.raises(ValueError, match='max_frame_gap'):
+        make_head(max_frame_gap=0)
+
+
+def test_output_raw_adds_the_frozen_models_landmarks():
+    head = make_head(decoder=dict(CODEC, type='PDCCodec', pdc_threshold=0))
+    randomise_refiner(head)
+    head.eval()
+    feats = feats_for(2, seed=8)
+    with torch.no_grad():
+        preds = head.predict(feats, _whole_videos(2),
+                             test_cfg=dict(output_raw=True))
+        raw = head.decode(head.base_head.forward(feats))
+    for pred, r in zip(preds, raw):
+        np.testing.assert_array_equal(pred.raw_keypoints, r.keypoints)
+        assert not np.array_equal(pred.raw_keypoints, pred.keypoints)
 
 
 def test_flip_test_averages_base_heatmaps_before_refining():

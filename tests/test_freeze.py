@@ -185,3 +185,22 @@ def test_builds_from_mmpose_configs(tmp_path, rel_path, num_keypoints):
         with torch.no_grad():
             out = model(torch.randn(1, 3, 256, 256), None, mode='tensor')
         assert out.shape == (1, 98, 64, 64)
+
+
+def test_raw_keypoints_are_mapped_to_image_space_like_keypoints():
+    """An untrained refiner returns o_t exactly (zero-initialised Δ), so with
+    ``output_raw`` the frozen model's landmarks equal the refined ones in
+    image space: both went through the same input → image mapping."""
+    model = build_tiny(test_cfg=dict(flip_test=False, output_raw=True))
+    model.eval()
+    inputs, samples = clip_batch(num_clips=1, clip_len=2)
+    for ds in samples:
+        ds.set_metainfo(dict(input_center=np.array([50., 60.]),
+                             input_scale=np.array([128., 128.])))
+        ds.gt_instances.bboxes = np.array([[0., 0., 100., 100.]])
+        ds.gt_instances.bbox_scores = np.ones(1)
+    with torch.no_grad():
+        out = model.predict(inputs, samples)
+    for ds in out:
+        kpts = ds.pred_instances.keypoints
+        np.testing.assert_allclose(ds.pred_instances.raw_keypoints, kpts)

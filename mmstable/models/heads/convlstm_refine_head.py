@@ -1,5 +1,5 @@
 import inspect
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -49,10 +49,14 @@ class ConvLSTMRefineHead(BaseHead):
     Clips and recurrent state follow docs/conventions.md §1: frames arrive as
     (B·T, ...) in clip-major order; :meth:`loss` resets the state at each
     clip and runs the B clips in parallel (shorter clips padded); in test
-    mode (:meth:`predict`) the state is carried from call to call and a clip
-    continues it iff its first frame has the previous frame's ``video_id``
-    and ``frame_id + 1`` (frames without ``video_id`` always reset; frames
-    without ``clip_len`` count as 1-frame clips). :meth:`forward` without
+    mode (:meth:`predict`) one state per ``video_id`` (a video, or a track
+    of :mod:`mmstable.apis`) is carried from call to call, and a clip
+    continues its video's state iff its first ``frame_id`` follows the
+    video's last one by 1..``max_frame_gap`` (frames without ``video_id``
+    always reset; frames without ``clip_len`` count as 1-frame clips); a
+    video absent from a call has ended and its state is dropped. With
+    ``test_cfg=dict(output_raw=True)`` the frozen model's own landmarks are
+    added as ``pred_instances.raw_keypoints`` / ``raw_keypoint_scores``. :meth:`forward` without
     data samples (``mode='tensor'``) treats every frame as a one-frame clip
     from the initial state.
 
@@ -71,6 +75,10 @@ class ConvLSTMRefineHead(BaseHead):
             loss (e.g. ``KeypointMSELoss``) gets frames (B·T, K, H, W).
         decoder (dict, optional): codec that decodes the refined heatmaps
             (e.g. ``PDCCodec``); ``None`` uses the base head's decoder.
+        max_frame_gap (int): in test mode a frame continues its video's
+            state if its ``frame_id`` is 1..``max_frame_gap`` after the
+            video's last one (e.g. 2 to carry over 300VW's skipped broken
+            frames); larger gaps reset.
         init_cfg (dict, optional): init config of the refine head. The base
             head keeps its own ``init_cfg``.
 
@@ -95,8 +103,14 @@ class ConvLSTMRefineHead(BaseHead):
                  bottleneck_channels: Optional[int] = 16,
                  loss: ConfigType = dict(type='JitterLoss'),
                  decoder: OptConfigType = None,
+                 max_frame_gap: int = 1,
                  init_cfg: OptConfigType = None):
         super().__init__(init_cfg)
+        if max_frame_gap < 1:
+            raise ValueError('ConvLSTMRefineHead: max_frame_gap must be >= 1 '
+                             f'(1 = only consecutive frames), got '
+                             f'{max_frame_gap}')
+        self.max_frame_gap = max_frame_gap
         self.base_head = MODELS.build(base_head)
         num_keypoints = getattr(self.base_head, 'out_channels', None)
         if not isinstance(num_keypoints, int):
@@ -131,14 +145,20 @@ class ConvLSTMRefineHead(BaseHead):
         self._register_load_state_dict_pre_hook(self._load_state_dict_pre_hook)
 
     # ---------------------------------------------------------------- refiner
-    def reset_state(self) -> None:
-        """Forget the test-mode state carried between :meth:`predict` calls."""
-        self._state: Optional[State] = None
-        self._last_frame: Optional[tuple] = None  # (video_id, frame_id)
+    def reset_state(self, video_id=None) -> None:
+        """Forget the test-mode state carried between :meth:`predict` calls:
+        of one video / track (``video_id``), or of all (``None``)."""
+        if video_id is None:
+            # video_id -> ((h, c), last frame_id)
+            self._states: Dict[object, Tuple[State, int]] = {}
+        else:
+            self._states.pop(video_id, None)
 
     def refine(self,
                heatmaps: Tensor,
-               state: Optional[State] = None) -> Tuple[Tensor, State]:
+               state: Optional[State] = None,
+               lengths: Optional[Sequence[int]] = None
+               ) -> Tuple[Tensor, State]:
         """Run eq. 1 over clips.
 
         Args:
@@ -146,10 +166,13 @@ class ConvLSTMRefineHead(BaseHead):
             state (tuple[Tensor, Tensor], optional): ``(h, c)`` before the
                 first frame, each (U, C_hidden, H, W) with U = B (or B·K when
                 ``share_across_keypoints``); ``None`` is the initial state.
+            lengths (Sequence[int], optional): true length of each of the B
+                clips when they are padded at the end; the returned state is
+                taken at each clip's last real frame. ``None``: all T.
 
         Returns:
             tuple: refined heatmaps ``s`` (B, T, K, H, W) and the state after
-            the last frame.
+            each clip's last frame.
         """
         b, t, k, height, width = heatmaps.shape
         if self.share_across_keypoints:
@@ -160,14 +183,22 @@ class ConvLSTMRefineHead(BaseHead):
         # The 1x1 layers are time-independent: run them on all frames at
         # once; only the cell is stepped.
         x = self.in_proj(seq.flatten(0, 1)).unflatten(0, (units, t))
-        hidden = []
+        hidden, cells = [], []
         for i in range(t):
             state = self.cell(x[:, i], state)
             hidden.append(state[0])
+            cells.append(state[1])
         delta = self.out_proj(torch.stack(hidden, 1).flatten(0, 1))
         delta = delta.view(units, t, channels, height, width)
         if self.share_across_keypoints:
             delta = delta.view(b, k, t, height, width).transpose(1, 2)
+        if lengths is not None and any(n != t for n in lengths):
+            last = torch.as_tensor(lengths, device=heatmaps.device) - 1
+            if self.share_across_keypoints:
+                last = last.repeat_interleave(k)
+            unit = torch.arange(units, device=heatmaps.device)
+            state = (torch.stack(hidden, 1)[unit, last],
+                     torch.stack(cells, 1)[unit, last])
         return heatmaps + delta, state
 
     def _base_forward(self, feats: Features) -> Tensor:
@@ -230,6 +261,12 @@ class ConvLSTMRefineHead(BaseHead):
 
         batch_heatmaps = self._predict_stateful(heatmaps, batch_data_samples)
         preds = self.decode(batch_heatmaps)
+        if test_cfg.get('output_raw', False):
+            # The frozen model's own landmarks o_t, decoded the same way, so
+            # one test run reports raw vs refined (docs/conventions.md §4).
+            for pred, raw in zip(preds, self.decode(heatmaps)):
+                pred.raw_keypoints = raw.keypoints
+                pred.raw_keypoint_scores = raw.keypoint_scores
         if test_cfg.get('output_heatmaps', False):
             pred_fields = [
                 PixelData(heatmaps=hm) for hm in batch_heatmaps.detach()
@@ -239,32 +276,72 @@ class ConvLSTMRefineHead(BaseHead):
 
     def _predict_stateful(self, heatmaps: Tensor,
                           batch_data_samples: Sequence) -> Tensor:
-        clips = split_clips(batch_data_samples, default_clip_len=1)
-        # Merge clips that continue one another into runs, so that the 1x1
-        # layers of :meth:`refine` see all frames of a run at once.
-        runs: List[List[int]] = []  # [start, stop, continues_state]
-        last = self._last_frame
-        for start, length in clips:
-            if runs and self._continues(last, batch_data_samples[start]):
-                runs[-1][1] = start + length
-            else:
-                runs.append([
-                    start, start + length,
-                    self._continues(last, batch_data_samples[start])
-                ])
-            last = self._frame_key(batch_data_samples[start + length - 1])
+        """Refine test frames, carrying one state per ``video_id``.
 
-        outputs = []
-        for start, stop, continues in runs:
-            state = self._state if continues else None
-            if state is not None and (state[0].shape[-2:] !=
-                                      heatmaps.shape[-2:]):
-                state = None
-            refined, state = self.refine(heatmaps[None, start:stop], state)
-            outputs.append(refined[0])
-            self._state = tuple(s.detach() for s in state)
-        self._last_frame = last
-        return torch.cat(outputs)
+        The batch is cut into clips (``clip_len``, default 1); clips of one
+        video that continue each other form a run. A run continues the
+        stored state of its video iff its first ``frame_id`` follows the
+        video's last one by 1..``max_frame_gap``. All runs are refined in one
+        padded call; afterwards only the videos of this batch keep a state
+        (a track absent from a call has ended).
+        """
+        runs: List[list] = []  # [video_id, frame indices, continues]
+        open_run: Dict[object, int] = {}
+        last = {vid: fid for vid, (_, fid) in self._states.items()}
+        for start, length in split_clips(batch_data_samples,
+                                         default_clip_len=1):
+            frames = list(range(start, start + length))
+            key = self._frame_key(batch_data_samples[start])
+            if key is None:
+                runs.append([None, frames, False])
+                continue
+            vid, fid = key
+            gap = fid - last[vid] if vid in last else 0
+            continues = 0 < gap <= self.max_frame_gap
+            if continues and vid in open_run:
+                runs[open_run[vid]][1].extend(frames)
+            else:
+                open_run[vid] = len(runs)
+                runs.append([vid, frames, continues])
+            last[vid] = self._frame_key(batch_data_samples[frames[-1]])[1]
+
+        lengths = [len(frames) for _, frames, _ in runs]
+        padded = heatmaps.new_zeros(len(runs), max(lengths),
+                                    *heatmaps.shape[1:])
+        for r, (_, frames, _) in enumerate(runs):
+            padded[r, :len(frames)] = heatmaps[frames]
+        state = None
+        if any(continues for _, _, continues in runs):
+            zero = self._zero_state(heatmaps)
+            init = [
+                self._states[vid][0] if continues and self._state_fits(
+                    self._states[vid][0], zero) else zero
+                for vid, _, continues in runs
+            ]
+            state = tuple(torch.cat(parts) for parts in zip(*init))
+        refined, state = self.refine(padded, state, lengths)
+
+        out = torch.empty_like(heatmaps)
+        units = 1 if not self.share_across_keypoints else self.out_channels
+        states: Dict[object, Tuple[State, int]] = {}
+        for r, (vid, frames, _) in enumerate(runs):
+            out[frames] = refined[r, :len(frames)]
+            if vid is not None:
+                # runs are in batch order: a video's last run wins
+                states[vid] = (tuple(s[r * units:(r + 1) * units].detach()
+                                     for s in state), last[vid])
+        self._states = states
+        return out
+
+    def _zero_state(self, heatmaps: Tensor) -> State:
+        units = self.out_channels if self.share_across_keypoints else 1
+        zero = heatmaps.new_zeros(units, self.cell.hidden_channels,
+                                  *heatmaps.shape[-2:])
+        return zero, zero
+
+    @staticmethod
+    def _state_fits(state: State, zero: State) -> bool:
+        return state[0].shape == zero[0].shape
 
     @staticmethod
     def _frame_key(data_sample) -> Optional[tuple]:
@@ -272,11 +349,6 @@ class ConvLSTMRefineHead(BaseHead):
         if 'video_id' not in meta or 'frame_id' not in meta:
             return None
         return meta['video_id'], int(meta['frame_id'])
-
-    def _continues(self, last: Optional[tuple], data_sample) -> bool:
-        key = self._frame_key(data_sample)
-        return (last is not None and key is not None and key[0] == last[0]
-                and key[1] == last[1] + 1)
 
     def train(self, mode: bool = True):
         # Weights may change while training: never carry a stale test state.

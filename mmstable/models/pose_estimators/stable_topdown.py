@@ -65,6 +65,24 @@ class StableTopdownPoseEstimator(TopdownPoseEstimator):
             module.eval()
         return self
 
+    def add_pred_to_datasample(self, batch_pred_instances,
+                               batch_pred_fields, batch_data_samples):
+        """As :class:`TopdownPoseEstimator`, and also maps the frozen model's
+        ``raw_keypoints`` (``test_cfg=dict(output_raw=True)``) from input to
+        image space, so raw and refined landmarks compare in one run."""
+        for pred, data_sample in zip(batch_pred_instances,
+                                     batch_data_samples):
+            if 'raw_keypoints' in pred:
+                meta = data_sample.metainfo
+                # the same input -> image mapping MMPose applies to keypoints
+                pred.raw_keypoints = (
+                    pred.raw_keypoints / meta['input_size'] *
+                    meta['input_scale'] + meta['input_center'] -
+                    0.5 * meta['input_scale'])
+        return super().add_pred_to_datasample(batch_pred_instances,
+                                              batch_pred_fields,
+                                              batch_data_samples)
+
     def extract_feat(self, inputs: Tensor) -> Tuple[Tensor]:
         with torch.no_grad() if self.is_frozen('backbone') else nullcontext():
             x = self.backbone(inputs)
