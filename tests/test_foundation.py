@@ -184,3 +184,12 @@ def test_getattr_is_only_allowed_for_history_buffer_statistics(tmp_path):
     torch.save(dict(meta=_GetattrPayload()), path)
     with pytest.raises(UnsafeCheckpointError, match='getattr'):
         safe_load(str(path))
+
+
+def test_empty_numpy_arrays_load(tmp_path):
+    """MMPose's WFLW/300W dataset_meta carries shape-(0,) arrays."""
+    path = tmp_path / 'empty.pth'
+    torch.save(dict(meta=dict(sigmas=np.zeros(0), colors=np.zeros((0, 3)))),
+               path)
+    meta = safe_load(str(path))['meta']
+    assert meta['sigmas'].shape == (0, ) and meta['colors'].shape == (0, 3)

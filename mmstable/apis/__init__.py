@@ -1,0 +1,13 @@
+"""Inference APIs: build a face model, run it on a video frame by frame.
+
+Modelled on :mod:`mmpose.apis` (``init_model``, ``inference_topdown``), which
+they call.
+"""
+from .face_detectors import HaarFaceDetector, MMDetFaceDetector
+from .inference import init_model
+from .stable_face_tracker import StableFaceTracker, TrackResult
+
+__all__ = [
+    'init_model', 'StableFaceTracker', 'TrackResult', 'HaarFaceDetector',
+    'MMDetFaceDetector'
+]

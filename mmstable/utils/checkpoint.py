@@ -42,6 +42,9 @@ SAFE_GLOBAL_NAMES = (
     'numpy._core.multiarray.scalar',
     'numpy.ndarray',
     'numpy.dtype',
+    # empty numpy arrays pickle their (empty) buffer as ``bytes()``; MMPose's
+    # dataset_meta has some (``sigmas`` of WFLW/300W)
+    'builtins.bytes',
     # MMEngine's message hub (resume files)
     'mmengine.logging.history_buffer.HistoryBuffer',
 )

@@ -1,0 +1,355 @@
+"""mmstable.apis: init_model (safe checkpoint loading) and StableFaceTracker
+(per-track refiner state, association, filters, bad input)."""
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmengine.dataset import Compose, pseudo_collate
+
+from mmstable.apis import (HaarFaceDetector, StableFaceTracker, TrackResult,
+                           init_model)
+from mmstable.datasets.synthetic import FaceVideoGenerator
+
+INPUT = 64
+
+# A tiny face model at 64x64 (random weights are enough for plumbing): a small
+# ResNet + HeatmapHead, wrapped in ConvLSTMRefineHead for the stable variant.
+TINY_CONFIG = """
+codec = dict(type='MSRAHeatmap', input_size=({s}, {s}),
+             heatmap_size=({h}, {h}), sigma=1.5)
+base_head = dict(type='HeatmapHead', in_channels=16, out_channels=68,
+                 deconv_out_channels=None, decoder=codec)
+model = dict(
+    type='TopdownPoseEstimator',
+    data_preprocessor=dict(type='PoseDataPreprocessor',
+                           mean=[123.675, 116.28, 103.53],
+                           std=[58.395, 57.12, 57.375], bgr_to_rgb=True),
+    backbone=dict(type='ResNet', depth=18, base_channels=16,
+                  out_indices=(0, )),
+    head=base_head,
+    test_cfg=dict(flip_test=False))
+if {stable}:
+    model.update(
+        type='StableTopdownPoseEstimator',
+        head=dict(type='ConvLSTMRefineHead', base_head=base_head,
+                  hidden_channels=4, bottleneck_channels=4,
+                  decoder=dict(codec, type='PDCCodec')))
+custom_imports = dict(imports=['mmstable'], allow_failed_imports=False)
+_meta = dict(from_file='configs/_base_/datasets/300w.py')
+_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale', padding=1.25),
+    dict(type='TopdownAffine', input_size=codec['input_size']),
+    dict(type='PackPoseInputs')]
+train_dataloader = dict(dataset=dict(type='Face300WDataset', metainfo=_meta))
+test_dataloader = dict(dataset=dict(type='Face300WDataset', metainfo=_meta,
+                                    pipeline=_pipeline))
+"""
+
+
+def write_tiny_model(tmp_dir, stable=True, seed=0):
+    """Write the tiny config and a checkpoint with random weights (refiner
+    randomised too: its zero-initialised output layer would otherwise make
+    it the identity); return ``(config_path, checkpoint_path)``."""
+    name = 'stable' if stable else 'plain'
+    cfg_path = osp.join(str(tmp_dir), f'tiny_{name}.py')
+    with open(cfg_path, 'w') as f:
+        f.write(TINY_CONFIG.format(s=INPUT, h=INPUT // 4, stable=stable))
+    torch.manual_seed(seed)
+    model = init_model(cfg_path, device='cpu')
+    if stable:
+        gen = torch.Generator().manual_seed(seed + 1)
+        with torch.no_grad():
+            for n, p in model.head.named_parameters():
+                if not n.startswith('base_head'):
+                    p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+    ckpt_path = osp.join(str(tmp_dir), f'tiny_{name}.pth')
+    # no meta['dataset_meta']: init_model takes it from the config
+    torch.save(dict(state_dict=model.state_dict()), ckpt_path)
+    return cfg_path, ckpt_path
+
+
+def synthetic_frames(num_frames=8, size=96, seed=0):
+    gen = FaceVideoGenerator(image_size=size, face_size=(40., 56.))
+    video = gen.generate(seed, num_frames)
+    return video.frames, video.keypoints
+
+
+def landmark_boxes(keypoints, margin=4.):
+    return np.concatenate([keypoints.min(1) - margin,
+                           keypoints.max(1) + margin], axis=1)
+
+
+@pytest.fixture(scope='module')
+def tiny_stable(tmp_path_factory):
+    return write_tiny_model(tmp_path_factory.mktemp('tiny_stable'), True)
+
+
+@pytest.fixture(scope='module')
+def tiny_plain(tmp_path_factory):
+    return write_tiny_model(tmp_path_factory.mktemp('tiny_plain'), False)
+
+
+@pytest.fixture(scope='module')
+def video():
+    frames, keypoints = synthetic_frames(10)
+    return frames, landmark_boxes(keypoints)
+
+
+def clip_predictions(model, frames, boxes, video_id='clip'):
+    """Run the model on the whole clip in one ``test_step``: the frames as
+    one clip of ``clip_len=T`` (docs/conventions.md §1)."""
+    pipeline = Compose(model.cfg.test_dataloader.dataset.pipeline)
+    data = []
+    for t, (frame, box) in enumerate(zip(frames, boxes)):
+        info = dict(img=frame, bbox=box[None, :4].astype(np.float32),
+                    bbox_score=np.ones(1, np.float32), **model.dataset_meta)
+        item = pipeline(info)
+        item['data_samples'].set_metainfo(
+            dict(video_id=video_id, frame_id=t, clip_len=len(frames)))
+        data.append(item)
+    model.head.reset_state()
+    with torch.no_grad():
+        samples = model.test_step(pseudo_collate(data))
+    model.head.reset_state()
+    return np.stack([s.pred_instances.keypoints[0] for s in samples])
+
+
+# ----------------------------------------------------------------- init_model
+def test_init_model_loads_checkpoint_safely(tiny_stable):
+    cfg, ckpt = tiny_stable
+    model = init_model(cfg, ckpt, device='cpu')
+    state = torch.load(ckpt, weights_only=True)['state_dict']
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k]), k
+    assert model.dataset_meta['num_keypoints'] == 68
+    assert not model.training
+
+
+def test_init_model_refuses_unsafe_checkpoint(tiny_stable, tmp_path):
+    from mmstable.utils.checkpoint import UnsafeCheckpointError
+
+    class Payload:
+
+        def __reduce__(self):
+            return (print, ('pwned', ))
+
+    path = str(tmp_path / 'evil.pth')
+    torch.save(dict(state_dict={}, meta=dict(x=Payload())), path)
+    with pytest.raises(UnsafeCheckpointError, match='evil.pth'):
+        init_model(tiny_stable[0], path, device='cpu')
+
+
+# ----------------------------------------------------- equality with the clip
+def test_streaming_equals_whole_clip(tiny_stable, video):
+    frames, boxes = video
+    model = init_model(*tiny_stable, device='cpu')
+    tracker = StableFaceTracker(model)
+    stream = []
+    for frame, box in zip(frames, boxes):
+        (res, ) = tracker.update(frame, box[None])
+        assert isinstance(res, TrackResult) and res.track_id == 0
+        assert res.keypoints.shape == (68, 2) and res.scores.shape == (68, )
+        stream.append(res.keypoints)
+    clip = clip_predictions(model, frames, boxes)
+    np.testing.assert_allclose(np.stack(stream), clip, atol=1e-4, rtol=0)
+
+    # the state matters: frame by frame from the initial state differs
+    fresh = [
+        StableFaceTracker(model).update(f, b[None])[0].keypoints
+        for f, b in zip(frames[-3:], boxes[-3:])
+    ]
+    assert np.abs(np.stack(fresh) - clip[-3:]).max() > 1e-3
+
+
+def test_face_lost_and_back_starts_from_reset_state(tiny_stable, video):
+    frames, boxes = video
+    model = init_model(*tiny_stable, device='cpu')
+    tracker = StableFaceTracker(model)
+    before, after = [], []
+    for t, (frame, box) in enumerate(zip(frames, boxes)):
+        res = tracker.update(frame, [] if t in (4, 5) else box[None])
+        if t in (4, 5):
+            assert res == [] and tracker.track_ids == []
+        else:
+            (before if t < 4 else after).append(res[0])
+    assert {r.track_id for r in before} == {0}
+    assert {r.track_id for r in after} == {1}
+    assert [r.track_frame for r in after] == [0, 1, 2, 3]
+
+    fresh = StableFaceTracker(model)
+    again = [fresh.update(f, b[None])[0] for f, b in zip(frames[6:],
+                                                          boxes[6:])]
+    for a, b in zip(after, again):
+        np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-5)
+    # ... whereas carrying the state over the gap would differ
+    continuous = StableFaceTracker(model)
+    kept = [continuous.update(f, b[None])[0] for f, b in zip(frames, boxes)]
+    assert np.abs(kept[6].keypoints - after[0].keypoints).max() > 1e-3
+
+
+def test_raw_keypoints_are_the_frozen_models(tiny_stable, tiny_plain, video):
+    frames, boxes = video
+    stable = init_model(*tiny_stable, device='cpu')
+    res = StableFaceTracker(stable).update(frames[0], boxes[:1])[0]
+    if res.raw_keypoints is None:
+        pytest.skip('ConvLSTMRefineHead has no test_cfg output_raw yet')
+    # the frozen part of the stable model is the plain model: same weights;
+    # the head decodes raw heatmaps with its own decoder (PDCCodec here)
+    plain = init_model(
+        tiny_plain[0], device='cpu',
+        cfg_options={'model.head.decoder.type': 'PDCCodec'})
+    plain.load_state_dict(
+        {k.replace('head.base_head.', 'head.'): v
+         for k, v in stable.state_dict().items()
+         if not k.startswith('head.') or k.startswith('head.base_head.')})
+    ref = StableFaceTracker(plain).update(frames[0], boxes[:1])[0]
+    np.testing.assert_allclose(res.raw_keypoints, ref.keypoints, atol=1e-4)
+
+
+# -------------------------------------------------------------- plain models
+def test_plain_model_with_filter(tiny_plain, video):
+    from mmstable.evaluation.filters import OneEuroFilter
+    frames, boxes = video
+    model = init_model(*tiny_plain, device='cpu')
+    raw_tracker = StableFaceTracker(model)
+    filt_tracker = StableFaceTracker(model, filter='mmpose0x_one_euro')
+    raw, filtered = [], []
+    for frame, box in zip(frames, boxes):
+        r = raw_tracker.update(frame, box[None])[0]
+        f = filt_tracker.update(frame, box[None])[0]
+        np.testing.assert_allclose(r.keypoints, r.raw_keypoints)
+        np.testing.assert_allclose(f.raw_keypoints, r.keypoints, atol=1e-5)
+        raw.append(r.keypoints)
+        filtered.append(f.keypoints)
+    expected = OneEuroFilter()(np.stack(raw))
+    np.testing.assert_allclose(np.stack(filtered), expected, atol=1e-4)
+
+
+def test_offline_filter_is_refused(tiny_plain):
+    model = init_model(*tiny_plain, device='cpu')
+    with pytest.raises(ValueError, match='offline'):
+        StableFaceTracker(model, filter='mmpose0x_savgol')
+
+
+# --------------------------------------------------------------- association
+def test_two_faces_keep_their_ids(tiny_plain):
+    frames, kpts = synthetic_frames(4, size=96)
+    model = init_model(*tiny_plain, device='cpu')
+    # two copies of the video side by side: two faces per frame
+    wide = np.concatenate([frames, frames], axis=2)
+    left = landmark_boxes(kpts)
+    right = left + np.array([96, 0, 96, 0], np.float32)
+    # (track_by='landmarks' needs a trained model: random weights put the
+    # landmarks anywhere in the crop)
+    tracker = StableFaceTracker(model, iou_thr=0.1)
+    for t in range(4):
+        boxes = np.stack([left[t], right[t]])
+        if t % 2:  # the detector's order must not matter
+            boxes = boxes[::-1]
+        res = tracker.update(wide[t], boxes)
+        ids = {r.track_id: r.bbox[0] < 96 for r in res}
+        assert ids == {0: True, 1: False}, (t, ids)
+
+
+def test_tracks_in_one_batch_keep_separate_states(tiny_stable):
+    """Several faces per frame go through the model in one batch; each
+    track's refiner state is its own (ConvLSTMRefineHead keeps one state per
+    video_id)."""
+    frames, kpts = synthetic_frames(6, size=96)
+    wide = np.concatenate([frames, frames], axis=2)
+    left = landmark_boxes(kpts)
+    right = left + np.array([96, 0, 96, 0], np.float32)
+    model = init_model(*tiny_stable, device='cpu')
+    both = StableFaceTracker(model, iou_thr=0.1)
+    out = {}
+    for t in range(6):
+        # the right face is gone in frame 3 and comes back as a new track
+        boxes = [left[t]] if t == 3 else [left[t], right[t]]
+        for r in both.update(wide[t], np.stack(boxes)):
+            out[t, r.track_id] = r.keypoints
+    assert sorted(k[1] for k in out) == [0] * 6 + [1] * 3 + [2] * 2
+
+    def alone(boxes, frame_ids):
+        tracker = StableFaceTracker(model)
+        return [tracker.update(wide[t], boxes[t][None])[0].keypoints
+                for t in frame_ids]
+
+    for ids, got, ref in [
+            ((0, ) * 6, range(6), alone(left, range(6))),
+            ((1, ) * 3, range(3), alone(right, range(3))),
+            ((2, ) * 2, range(4, 6), alone(right, range(4, 6)))]:
+        for track_id, t, r in zip(ids, got, ref):
+            np.testing.assert_allclose(out[t, track_id], r, atol=1e-4)
+
+
+def test_landmark_tracking_crops_from_previous_landmarks(tiny_plain, video):
+    frames, boxes = video
+    model = init_model(*tiny_plain, device='cpu')
+    tracker = StableFaceTracker(model, track_by='landmarks', iou_thr=0.)
+    first = tracker.update(frames[0], boxes[:1])[0]
+    second = tracker.update(frames[1], boxes[1:2])[0]
+    assert second.track_id == first.track_id
+    np.testing.assert_allclose(
+        second.bbox,
+        np.concatenate([first.keypoints.min(0), first.keypoints.max(0)]),
+        atol=1e-4)
+
+
+def test_max_faces_and_degenerate_boxes(tiny_plain, video):
+    frames, boxes = video
+    model = init_model(*tiny_plain, device='cpu')
+    tracker = StableFaceTracker(model, max_faces=1)
+    small = boxes[0] * np.array([1, 1, 0.5, 0.5])
+    bad = np.array([10, 10, 5, 20], np.float32)  # x2 < x1
+    res = tracker.update(
+        frames[0], np.stack([
+            np.r_[small[:4], 0.9], np.r_[boxes[0, :4], 0.9],
+            np.r_[bad, 1.0]]))
+    assert len(res) == 1
+    np.testing.assert_allclose(res[0].bbox, boxes[0, :4])
+
+
+# ----------------------------------------------------------------- bad input
+def test_resolution_change_ends_tracks(tiny_plain, video):
+    frames, boxes = video
+    model = init_model(*tiny_plain, device='cpu')
+    tracker = StableFaceTracker(model)
+    a = tracker.update(frames[0], boxes[:1])[0]
+    big = np.pad(frames[1], ((0, 32), (0, 32), (0, 0)))
+    b = tracker.update(big, boxes[1:2])[0]  # same box: would match by IoU
+    assert (a.track_id, b.track_id, b.track_frame) == (0, 1, 0)
+
+
+def test_full_frame_without_detector_and_bad_frames(tiny_plain, video):
+    frames, _ = video
+    model = init_model(*tiny_plain, device='cpu')
+    tracker = StableFaceTracker(model)
+    (res, ) = tracker.update(frames[0])
+    np.testing.assert_allclose(res.bbox, [0, 0, 96, 96])
+    (res, ) = tracker.update(frames[0][..., 0])  # grey is accepted
+    with pytest.raises(ValueError, match='H, W, 3'):
+        tracker.update(np.zeros((0, 5, 3), np.uint8))
+    with pytest.raises(ValueError, match='boxes'):
+        tracker.update(frames[0], np.zeros((1, 3)))
+
+
+def test_haar_detector_fires_on_synthetic_faces():
+    frames, kpts = synthetic_frames(3, size=128, seed=1)
+    det = HaarFaceDetector()
+    for frame, k in zip(frames, kpts):
+        boxes = det(frame)
+        assert boxes.shape[1] == 5 and len(boxes) >= 1
+        cx, cy = k.mean(0)
+        assert ((boxes[:, 0] < cx) & (cx < boxes[:, 2]) & (boxes[:, 1] < cy)
+                & (cy < boxes[:, 3])).any()
+    assert det(np.zeros((64, 64, 3), np.uint8)).shape == (0, 5)
+
+
+def test_tracker_needs_an_inference_model(tiny_plain):
+    from mmpose.registry import MODELS
+    from mmengine.config import Config
+    cfg = Config.fromfile(tiny_plain[0])
+    with pytest.raises(ValueError, match='init_model'):
+        StableFaceTracker(MODELS.build(cfg.model))

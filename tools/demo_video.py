@@ -1,0 +1,410 @@
+"""Stable face landmarks on a video, a camera or a folder of frames.
+
+Reads frames with OpenCV, finds faces (OpenCV's bundled Haar cascade by
+default, offline; an MMDetection detector with ``--det-config``; boxes from
+``--bbox-file``; or ``--full-frame``), runs the model frame by frame through
+:class:`mmstable.apis.StableFaceTracker` and writes to ``--out-dir``:
+
+- ``<name>.mp4``: the frames with landmarks drawn (``--side-by-side``: raw
+  | stabilised, raw being the frozen model's output for an mmstable model, or
+  the unfiltered output of a plain MMPose model run with ``--filter``);
+- ``<name>.json``: per frame, the faces (track id, box, landmarks, scores,
+  raw landmarks); a frame without a face has ``"missing": true``;
+- ``<name>_stability.png``: landmark trajectories of the longest track and
+  the per-landmark Allan variance (MAV, docs/conventions.md §4) of raw vs
+  stabilised.
+
+Usage::
+
+    python tools/demo_video.py VIDEO_OR_CAMERA_INDEX_OR_FOLDER \\
+        --config CONFIG --checkpoint CKPT --out-dir OUT [--side-by-side]
+"""
+import argparse
+import ast
+import json
+import os
+import os.path as osp
+import sys
+import tempfile
+import time
+from typing import Iterator, List, Optional, Tuple
+
+import cv2
+import numpy as np
+
+IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+RAW_COLOR, STABLE_COLOR = (0, 0, 255), (0, 255, 0)  # BGR
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        'source', help='video file, camera index (e.g. 0) or a folder of '
+        'frames (sorted by name)')
+    parser.add_argument('--config', required=True, help='model config')
+    parser.add_argument('--checkpoint', help='model weights')
+    parser.add_argument('--out-dir', required=True)
+    parser.add_argument('--device', default=None,
+                        help='default: cuda:0 if available, else cpu')
+    parser.add_argument('--side-by-side', action='store_true',
+                        help='draw raw | stabilised side by side')
+    parser.add_argument(
+        '--filter', default=None,
+        help='online filter per track: a preset name (mediapipe_face, '
+        'mmpose0x_one_euro) or a config dict, e.g. '
+        '"dict(type=\'OneEuroFilter\', min_cutoff=0.01)"; the baseline for '
+        'a plain MMPose model')
+    boxes = parser.add_mutually_exclusive_group()
+    boxes.add_argument(
+        '--bbox-file', help='JSON face boxes instead of a detector: a list '
+        'with one entry per frame, or a dict frame index -> entry; an entry '
+        'is a list of [x1, y1, x2, y2(, score)] in pixels; frames without '
+        'an entry have no face')
+    boxes.add_argument('--full-frame', action='store_true',
+                       help='no detector: the whole frame is the face box')
+    boxes.add_argument('--det-config', help='MMDetection detector config')
+    parser.add_argument('--det-checkpoint', help='MMDetection weights')
+    parser.add_argument('--det-score-thr', type=float, default=0.5)
+    parser.add_argument('--det-cat-id', type=int, nargs='+', default=[0],
+                        help='labels of the detector that are faces')
+    parser.add_argument('--track-by', choices=['bbox', 'landmarks'],
+                        default='bbox', help='association / crop rule of '
+                        'StableFaceTracker')
+    parser.add_argument('--iou-thr', type=float, default=0.3)
+    parser.add_argument('--max-faces', type=int, default=None)
+    parser.add_argument('--max-frames', type=int, default=None,
+                        help='stop after this many frames (cameras)')
+    parser.add_argument('--fps', type=float, default=None,
+                        help='frame rate of the output video (default: the '
+                        'source\'s, 30 for cameras and folders)')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch CPU threads')
+    return parser.parse_args(argv)
+
+
+# ------------------------------------------------------------------- input
+class FrameSource:
+    """Frames of a video file, a camera or a folder, with a clear error
+    naming the source when it cannot be read."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.files: Optional[List[str]] = None
+        self.cap = None
+        if source.isdigit() and not osp.exists(source):
+            self.name = f'camera{source}'
+            self.cap = cv2.VideoCapture(int(source))
+            if not self.cap.isOpened():
+                raise OSError(f'cannot open camera {source} (OpenCV '
+                              'VideoCapture failed)')
+        elif osp.isdir(source):
+            self.name = osp.basename(osp.normpath(source))
+            self.files = sorted(
+                osp.join(source, f) for f in os.listdir(source)
+                if f.lower().endswith(IMAGE_EXTS))
+        elif not osp.exists(source):
+            raise FileNotFoundError(f'no such video file or folder: {source}')
+        else:
+            self.name = osp.splitext(osp.basename(source))[0]
+            self.cap = cv2.VideoCapture(source)
+            if not self.cap.isOpened():
+                raise OSError(f'cannot read video {source}: OpenCV could not '
+                              'open it (not a video, an unsupported codec, or '
+                              'a file without frames)')
+
+    @property
+    def fps(self) -> Optional[float]:
+        if self.cap is None:
+            return None
+        fps = self.cap.get(cv2.CAP_PROP_FPS)
+        return fps if fps and 0 < fps < 1000 else None
+
+    @property
+    def num_frames(self) -> int:
+        """Expected number of frames (0: unknown)."""
+        if self.files is not None:
+            return len(self.files)
+        if self.name.startswith('camera'):
+            return 0
+        return max(int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self.files is not None:
+            for f in self.files:
+                img = cv2.imread(f, cv2.IMREAD_COLOR)
+                if img is None:
+                    raise OSError(f'cannot read image {f}')
+                yield img
+            return
+        while True:
+            ok, frame = self.cap.read()
+            if not ok:
+                return
+            yield frame
+
+    def close(self):
+        if self.cap is not None:
+            self.cap.release()
+
+
+def load_bbox_file(path: str):
+    """Frame index -> (N, 4 or 5) boxes."""
+    with open(path) as f:
+        data = json.load(f)
+    if isinstance(data, list):
+        items = enumerate(data)
+    elif isinstance(data, dict):
+        items = ((int(k), v) for k, v in data.items())
+    else:
+        raise ValueError(f'{path}: expected a list (one entry per frame) or '
+                         'a dict frame index -> boxes')
+    boxes = {}
+    for i, entry in items:
+        arr = np.asarray(entry if entry else [], np.float32)
+        if arr.ndim == 1 and arr.size in (4, 5):
+            arr = arr[None]
+        if arr.size and (arr.ndim != 2 or arr.shape[1] not in (4, 5)):
+            raise ValueError(f'{path}: frame {i}: boxes must be [[x1, y1, x2,'
+                             f' y2(, score)], ...], got shape {arr.shape}')
+        boxes[i] = arr.reshape(-1, arr.shape[-1] if arr.size else 4)
+    return boxes
+
+
+def parse_filter(text: Optional[str]):
+    """A preset name, ``dict(type='OneEuroFilter', ...)`` or a JSON-like
+    ``{...}``; literals only (never evaluated as code)."""
+    if text is None or not text.lstrip().startswith(('dict(', '{')):
+        return text
+    try:
+        node = ast.parse(text.strip(), mode='eval').body
+        if isinstance(node, ast.Call) and getattr(node.func, 'id',
+                                                  None) == 'dict':
+            if node.args:
+                raise ValueError('positional arguments')
+            return {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords}
+        return dict(ast.literal_eval(node))
+    except (SyntaxError, ValueError, TypeError) as e:
+        raise ValueError(f'--filter {text!r}: expected a preset name or '
+                         f"dict(type='OneEuroFilter', ...) ({e})") from e
+
+
+def build_detector(args):
+    if args.full_frame or args.bbox_file:
+        return None
+    from mmstable.apis import HaarFaceDetector, MMDetFaceDetector
+    if args.det_config:
+        return MMDetFaceDetector(args.det_config, args.det_checkpoint,
+                                 device=args.device or 'cpu',
+                                 score_thr=args.det_score_thr,
+                                 cat_ids=args.det_cat_id)
+    return HaarFaceDetector()
+
+
+# ------------------------------------------------------------------ output
+def draw(frame: np.ndarray, results, which: str, label: str) -> np.ndarray:
+    img = frame.copy()
+    radius = max(1, round(min(img.shape[:2]) / 200))
+    color = RAW_COLOR if which == 'raw' else STABLE_COLOR
+    for r in results:
+        kpts = r.raw_keypoints if which == 'raw' else r.keypoints
+        x1, y1, x2, y2 = (int(round(v)) for v in r.bbox)
+        cv2.rectangle(img, (x1, y1), (x2, y2), (255, 128, 0), 1)
+        cv2.putText(img, f'#{r.track_id}', (x1, max(y1 - 3, 10)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 128, 0), 1)
+        if kpts is None:
+            continue
+        for x, y in np.asarray(kpts):
+            if np.isfinite(x) and np.isfinite(y):
+                cv2.circle(img, (int(round(x)), int(round(y))), radius, color,
+                           -1, cv2.LINE_AA)
+    text = label if results else f'{label}: no face'
+    cv2.putText(img, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                (255, 255, 255), 1, cv2.LINE_AA)
+    return img
+
+
+def _round(a, nd=3):
+    return None if a is None else np.round(np.asarray(a, float), nd).tolist()
+
+
+def frame_record(index: int, frame: np.ndarray, results) -> dict:
+    return dict(
+        frame_id=index,
+        width=int(frame.shape[1]),
+        height=int(frame.shape[0]),
+        missing=not results,
+        faces=[
+            dict(track_id=int(r.track_id), track_frame=int(r.track_frame),
+                 bbox=_round(r.bbox), keypoints=_round(r.keypoints),
+                 scores=_round(r.scores, 4),
+                 raw_keypoints=_round(r.raw_keypoints)) for r in results
+        ])
+
+
+def longest_track(records: List[dict]) -> Tuple[Optional[int], dict]:
+    """Track id with the most frames, and its series ``raw`` / ``stabilised``
+    (T, K, 2) with the frame ids."""
+    tracks = {}
+    for rec in records:
+        for face in rec['faces']:
+            tracks.setdefault(face['track_id'], []).append(
+                (rec['frame_id'], face))
+    if not tracks:
+        return None, {}
+    tid = max(tracks, key=lambda k: (len(tracks[k]), -k))
+    faces = tracks[tid]
+    series = dict(stabilised=np.array([f['keypoints'] for _, f in faces]))
+    if all(f['raw_keypoints'] is not None for _, f in faces):
+        series = dict(raw=np.array([f['raw_keypoints'] for _, f in faces]),
+                      **series)
+    return tid, dict(series=series,
+                     frame_ids=np.array([i for i, _ in faces]))
+
+
+def plot_stability(records: List[dict], out_png: str) -> dict:
+    """Trajectories (mmstable's ``plot_trajectories``) above the
+    per-landmark Allan variance of the longest track; returns its MAV per
+    series."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from mmstable.evaluation.functional import allan_variance
+    from mmstable.visualization import plot_trajectories
+
+    tid, track = longest_track(records)
+    fig = Figure(figsize=(10, 3))
+    ax = fig.subplots()
+    mav = {}
+    if tid is None or len(track['frame_ids']) < 2:
+        ax.text(0.5, 0.5, 'no track with 2 frames or more: no stability '
+                'plot', ha='center', va='center')
+        ax.set_axis_off()
+        traj = None
+    else:
+        series = track['series']
+        width = 0.8 / len(series)
+        for i, (name, s) in enumerate(series.items()):
+            avar = allan_variance(s, tau=1)
+            mav[name] = float(np.nanmean(avar))
+            ax.bar(np.arange(len(avar)) + (i - (len(series) - 1) / 2) * width,
+                   avar, width, label=f'{name} (MAV {mav[name]:.3g} px²)')
+        ax.set_xlabel('landmark')
+        ax.set_ylabel('Allan variance τ=1 (px²)')
+        ax.set_title(f'track #{tid}: {len(track["frame_ids"])} frames')
+        ax.legend(fontsize='small')
+        traj = osp.join(tempfile.mkdtemp(), 'trajectories.png')
+        plot_trajectories(series, traj, frame_ids=track['frame_ids'],
+                          title=f'track #{tid}')
+    fig.tight_layout()
+    FigureCanvasAgg(fig)
+    bars = osp.join(tempfile.mkdtemp(), 'mav.png')
+    fig.savefig(bars, dpi=100)
+    parts = [cv2.imread(p) for p in (traj, bars) if p is not None]
+    width = max(p.shape[1] for p in parts)
+    parts = [
+        cv2.copyMakeBorder(p, 0, 0, 0, width - p.shape[1],
+                           cv2.BORDER_CONSTANT, value=(255, 255, 255))
+        for p in parts
+    ]
+    cv2.imwrite(out_png, np.concatenate(parts, axis=0))
+    return mav
+
+
+# -------------------------------------------------------------------- main
+def main(argv=None) -> dict:
+    """Run the demo; returns the output paths, frame count and fps."""
+    args = parse_args(argv)
+    import torch
+    from mmengine.utils import ProgressBar
+
+    from mmstable.apis import StableFaceTracker, init_model
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    source = FrameSource(args.source)  # fails early on a bad source
+    bbox_file = load_bbox_file(args.bbox_file) if args.bbox_file else None
+    filt = parse_filter(args.filter)
+    model = init_model(args.config, args.checkpoint, device=args.device)
+    tracker = StableFaceTracker(
+        model, detector=build_detector(args), filter=filt,
+        iou_thr=args.iou_thr, track_by=args.track_by,
+        max_faces=args.max_faces)
+
+    os.makedirs(args.out_dir, exist_ok=True)
+    out_video = osp.join(args.out_dir, f'{source.name}.mp4')
+    out_json = osp.join(args.out_dir, f'{source.name}.json')
+    out_png = osp.join(args.out_dir, f'{source.name}_stability.png')
+    fps_out = args.fps or source.fps or 30.
+    total = source.num_frames
+    if args.max_frames:
+        total = min(total, args.max_frames) if total else args.max_frames
+    progress = ProgressBar(total) if total else None
+
+    records, writer, size = [], None, None
+    start = time.perf_counter()
+    try:
+        for index, frame in enumerate(source):
+            if args.max_frames and index >= args.max_frames:
+                break
+            if args.full_frame:
+                boxes = None  # the tracker uses the whole frame
+            elif bbox_file is not None:
+                boxes = bbox_file.get(index, np.zeros((0, 4), np.float32))
+            else:
+                boxes = None  # the tracker asks the detector
+            results = tracker.update(frame, boxes)
+            records.append(frame_record(index, frame, results))
+
+            canvas = draw(frame, results, 'stable', 'stabilised')
+            if args.side_by_side:
+                canvas = np.concatenate(
+                    [draw(frame, results, 'raw', 'raw'), canvas], axis=1)
+            if writer is None:
+                size = canvas.shape[1::-1]
+                writer = cv2.VideoWriter(out_video,
+                                         cv2.VideoWriter_fourcc(*'mp4v'),
+                                         fps_out, size)
+                if not writer.isOpened():
+                    raise OSError(f'cannot write video {out_video}')
+            if canvas.shape[1::-1] != size:
+                # one video has one size: later frames of another resolution
+                # are scaled to the first (the JSON keeps the real size)
+                canvas = cv2.resize(canvas, size)
+            writer.write(canvas)
+            if progress is not None:
+                progress.update()
+    finally:
+        source.close()
+        if writer is not None:
+            writer.release()
+    elapsed = time.perf_counter() - start
+    if not records:
+        raise ValueError(f'{args.source}: no frames could be read (empty '
+                         'video)')
+
+    with open(out_json, 'w') as f:
+        json.dump(
+            dict(source=args.source, config=args.config,
+                 checkpoint=args.checkpoint, num_frames=len(records),
+                 frames=records), f)
+    mav = plot_stability(records, out_png)
+    fps = len(records) / max(elapsed, 1e-9)
+    print(f'\n{len(records)} frames in {elapsed:.2f} s: {fps:.2f} fps '
+          f'(detection, landmarks, drawing); missing face in '
+          f'{sum(r["missing"] for r in records)} frames')
+    if mav:
+        print('MAV of the longest track: ' +
+              ', '.join(f'{k} {v:.4g} px²' for k, v in mav.items()))
+    print(f'wrote {out_video}, {out_json}, {out_png}')
+    return dict(video=out_video, json=out_json, png=out_png,
+                num_frames=len(records), fps=fps, mav=mav)
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except (FileNotFoundError, OSError, ValueError) as e:
+        print(f'demo_video.py: error: {e}', file=sys.stderr)
+        sys.exit(1)
