@@ -193,3 +193,15 @@ def test_empty_numpy_arrays_load(tmp_path):
                path)
     meta = safe_load(str(path))['meta']
     assert meta['sigmas'].shape == (0, ) and meta['colors'].shape == (0, 3)
+
+
+def test_runner_checkpoint_loads_in_a_fresh_process(tmp_path, monkeypatch):
+    """``HistoryBuffer._statistics_methods`` fills lazily: a process that has
+    not built a HistoryBuffer yet (``tools/train.py`` with ``load_from``)
+    must still load a Runner checkpoint."""
+    from mmengine.logging import HistoryBuffer
+    runner = _runner(tmp_path / 'a', max_epochs=1)
+    runner.train()
+    monkeypatch.setattr(HistoryBuffer, '_statistics_methods', {})
+    ckpt = safe_load(str(tmp_path / 'a' / 'epoch_1.pth'))
+    assert 'message_hub' in ckpt

@@ -21,6 +21,7 @@ This is the one place mmstable loads checkpoints; importing :mod:`mmstable`
 installs it.
 """
 import importlib
+import inspect
 import os
 import os.path as osp
 import pickle
@@ -58,11 +59,16 @@ def _history_buffer_getattr(obj, name):
     ``HistoryBuffer`` pickles its ``_statistics_methods`` (``min``, ``max``,
     ``mean``, ``current`` and any registered one) as ``getattr(HistoryBuffer,
     name)``. A general ``getattr`` would let a pickle walk from an allowed
-    object to arbitrary code (``__globals__`` ...), so only that exact lookup
-    is allowed.
+    object to arbitrary code (``__globals__`` ...), so only that lookup is
+    allowed: a public method defined on ``HistoryBuffer`` itself, or a
+    registered statistics method. (``_statistics_methods`` fills lazily, so
+    it may still be empty in a fresh process.)
     """
     from mmengine.logging import HistoryBuffer
-    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+    if obj is HistoryBuffer and (
+            name in HistoryBuffer._statistics_methods or
+            (not name.startswith('_') and
+             inspect.isfunction(HistoryBuffer.__dict__.get(name)))):
         return getattr(obj, name)
     raise pickle.UnpicklingError(
         f'refused getattr({obj!r}, {name!r}): mmstable only allows '

@@ -1,0 +1,3 @@
+from .trajectory_plot_hook import TrajectoryPlotHook
+
+__all__ = ['TrajectoryPlotHook']

@@ -1,0 +1,46 @@
+# Stage 2 of the demo: the recipe of configs/wflw_hrnet_jitter.py applied to the demo's image model
+# (configs/demo/synthetic_image_model.py): freeze it, fine-tune the ConvLSTM refiner with the Jitter
+# loss on pseudo-clips of the synthetic training faces, test on held-out synthetic videos as whole
+# videos in frame order: raw (frozen model) vs MediaPipe's One Euro filter vs refined.
+_base_ = './synthetic_image_model.py'
+load_from = 'work_dirs/demo/image_model/epoch_6.pth'  # tools/demo.py passes the checkpoint it trained
+
+train_cfg = dict(max_epochs=1, val_interval=100)
+# Adam as in the paper (§4.2); a 10x larger rate than its 1e-4 because the demo trains ~100 iterations.
+optim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-3))
+param_scheduler = []
+default_hooks = dict(checkpoint=dict(interval=1, save_best=None))
+
+codec = dict(type='PDCCodec', input_size=(128, 128), heatmap_size=(32, 32), sigma=1.5, pdc_threshold=0.2)
+model = dict(
+    type='StableTopdownPoseEstimator',
+    head=dict(_delete_=True, type='ConvLSTMRefineHead', base_head={{_base_.model.head}},
+              decoder=codec, loss=dict(type='JitterLoss')),
+    test_cfg=dict(flip_test=False, output_raw=True))
+
+train_pipeline = [
+    dict(type='LoadImage'), dict(type='GetBBoxCenterScale', padding=1.25),
+    dict(type='RandomFlip', direction='horizontal'),
+    dict(type='RandomBBoxTransform', shift_prob=0, rotate_factor=30, scale_factor=(0.75, 1.25)),
+    dict(type='MakeShiftedClip', max_shift=2.0),
+    dict(type='ApplyToFrames', transforms=[
+        dict(type='ShiftedTopdownAffine', input_size=codec['input_size']),
+        dict(type='VideoDegradation'), dict(type='GenerateTarget', encoder=codec)]),
+    dict(type='PackClipInputs')]
+test_pipeline = [
+    dict(type='LoadImage'), dict(type='GetBBoxCenterScale', padding=1.25),
+    dict(type='TopdownAffine', input_size=codec['input_size']),
+    dict(type='PackClipInputs')]  # a single frame packs as PackPoseInputs + video_id/frame_id
+train_dataloader = dict(batch_size=8, collate_fn=dict(type='clip_collate'), dataset=dict(
+    _delete_=True, type='ImageSequenceDataset', pipeline=train_pipeline,
+    dataset=dict(type='SyntheticFaceVideoDataset', data_root='data/synthetic', split='train', as_images=True,
+                 indices=480)))  # 60 iterations: the demo's CPU budget
+test_dataloader = dict(batch_size=20, num_workers=1, persistent_workers=False,
+                       sampler=dict(_delete_=True, type='VideoSampler'), dataset=dict(
+    _delete_=True, type='SyntheticFaceVideoDataset', data_root='data/synthetic', split='test',
+    test_mode=True, pipeline=test_pipeline))
+val_dataloader = test_dataloader
+_video = dict(filters=['mediapipe_face'], extra_pred_keys=dict(Raw='raw_keypoints'))
+test_evaluator = [dict(type='VideoNME', **_video), dict(type='MCV', **_video),
+                  dict(type='MAV', allan_taus=True, error_signal=True, **_video)]
+val_evaluator = test_evaluator

@@ -1,0 +1,101 @@
+"""Test a model: ``python tools/test.py CONFIG CHECKPOINT [MMPose's flags] [--plots DIR]``.
+
+MMPose's own flags (``--work-dir``, ``--out`` metrics JSON, ``--dump``,
+``--cfg-options``, ``--launcher``…) are parsed by MMPose's ``tools/test.py``.
+Video test sets are evaluated as whole videos in frame order (the config's
+``VideoSampler``; the refiner's state is reset per video, see
+docs/conventions.md §1). At the end a table of NME / MCV / MAV is printed
+per scenario and per source (raw = the frozen model, its filtered version,
+refined) with the change of each against raw; ``--plots DIR`` writes
+trajectory and Allan-deviation PNGs (:class:`mmstable.engine.hooks.
+TrajectoryPlotHook`).
+"""
+import argparse
+import os.path as osp
+import re
+import sys
+
+import mmengine
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import mmstable  # noqa: E402,F401
+from mmstable.utils.mmpose_tools import load_mmpose_tool  # noqa: E402
+
+COLUMNS = ('NME', 'MCV', 'MAV', 'MAV_err')
+
+
+def parse_own_args(argv):
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('--plots', metavar='DIR',
+                        help='write trajectory / Allan-deviation PNGs here')
+    return parser.parse_known_args(argv)
+
+
+def stability_table(metrics: dict) -> str:
+    """Rows ``[scenario/]source``, columns NME / MCV / MAV / MAV_err, and the
+    change of every source against ``Raw`` of the same scenario."""
+    rows = {}
+    for key, value in metrics.items():
+        *prefix, name = key.split('/')
+        if name not in COLUMNS:
+            continue
+        scenario = prefix.pop(0) if prefix and re.fullmatch(
+            r'S\d+', prefix[0]) else ''
+        source = '/'.join(prefix) or 'Refined'
+        rows.setdefault((scenario, source), {})[name] = value
+    if not rows:
+        return ''
+    lines = [f'{"source":<24}' + ''.join(f'{c:>18}' for c in COLUMNS)]
+    for (scenario, source), vals in sorted(rows.items()):
+        raw = rows.get((scenario, 'Raw'), {})
+        cells = []
+        for col in COLUMNS:
+            if col not in vals:
+                cells.append(f'{"-":>18}')
+                continue
+            cell = f'{vals[col]:.4g}'
+            if source != 'Raw' and raw.get(col):
+                cell += f' ({100 * (vals[col] / raw[col] - 1):+.0f}%)'
+            cells.append(f'{cell:>18}')
+        label = f'{scenario}/{source}' if scenario else source
+        lines.append(f'{label:<24}' + ''.join(cells))
+    return '\n'.join(lines)
+
+
+class _SaveMetrics(Hook):
+    """MMPose's ``--out``: dump the metrics as JSON after the test epoch."""
+
+    def __init__(self, out):
+        self.out = out
+
+    def after_test_epoch(self, runner, metrics=None):
+        if metrics is not None:
+            mmengine.dump(metrics, self.out)
+
+
+def main(argv=None):
+    own, rest = parse_own_args(sys.argv[1:] if argv is None else argv)
+    mmpose_test = load_mmpose_tool('test')
+    sys.argv = [sys.argv[0], *rest]
+    args = mmpose_test.parse_args()
+    cfg = mmpose_test.merge_args(Config.fromfile(args.config), args)
+    if own.plots:
+        cfg.custom_hooks = [
+            *cfg.get('custom_hooks', []),
+            dict(type='TrajectoryPlotHook', out_dir=own.plots)
+        ]
+    runner = Runner.from_cfg(cfg)
+    if args.out:
+        runner.register_hook(_SaveMetrics(args.out), 'LOWEST')
+    metrics = runner.test()
+    table = stability_table(metrics)
+    if table and runner.rank == 0:
+        print('\n' + table)
+    return metrics
+
+
+if __name__ == '__main__':
+    main()
