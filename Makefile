@@ -10,6 +10,7 @@ setup:
 
 demo: setup
 	$(PY) tools/smoke.py
+	$(PY) tools/demo.py
 
 test: setup
 	bash tools/run_tests.sh $(PYTEST_ARGS)

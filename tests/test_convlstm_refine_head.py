@@ -141,7 +141,7 @@ def test_share_across_keypoints_treats_maps_independently():
     randomise_refiner(head)
     heatmaps = torch.randn(2, 3, K, HM, HM)
     refined, (h, c) = head.refine(heatmaps)
-    assert refined.shape == heatmaps.shape and h.shape == (2 * K, 3, HM, HM)
+    assert refined.shape == heatmaps.shape and h.shape == (2, K * 3, HM, HM)
     # keypoint 0 alone gives the same refinement
     alone, _ = head.refine(heatmaps[:, :, :1].expand(-1, -1, K, -1, -1))
     torch.testing.assert_close(refined[:, :, 0], alone[:, :, 0])

@@ -9,6 +9,7 @@ registers its modules and routes every checkpoint load (``load_from``,
 import os.path as osp
 import sys
 
+import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
@@ -23,9 +24,25 @@ def main(argv=None):
         sys.argv = [sys.argv[0], *argv]
     args = mmpose_train.parse_args()
     cfg = mmpose_train.merge_args(Config.fromfile(args.config), args)
+    if args.launcher != 'none' and not torch.cuda.is_available():
+        _cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
     return runner
+
+
+def _cpu_distributed(cfg):
+    """MMEngine's DDP on CPU (gloo): MMEngine 0.10.7 calls
+    ``torch.cuda.set_device(LOCAL_RANK)`` in ``init_dist`` and wraps the model
+    with ``device_ids=[LOCAL_RANK]``; both fail without a GPU."""
+    torch.cuda.set_device = lambda device: None
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    if cfg.env_cfg.dist_cfg.get('backend', 'nccl') == 'nccl':
+        cfg.env_cfg.dist_cfg.backend = 'gloo'
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel')
+    wrapper.setdefault('device_ids', None)
+    cfg.model_wrapper_cfg = wrapper
 
 
 if __name__ == '__main__':

@@ -15,7 +15,7 @@ from mmpose.utils.typing import (ConfigType, Features, OptConfigType,
                                  OptSampleList, Predictions)
 
 from mmstable.structures import pad_clips, split_clips, unpad_clips
-from ..layers import ConvLSTMCell
+from ..layers import ConvLSTMCell, TiedGroupConv1x1, TiedGroupConvLSTMCell
 
 State = Tuple[Tensor, Tensor]
 
@@ -43,8 +43,12 @@ class ConvLSTMRefineHead(BaseHead):
       ``P``: K → ``bottleneck_channels``, cell → ``hidden_channels``,
       ``Δ``: hidden → K. Sees the whole face (landmarks stabilise each
       other) at a cost independent of K but for the two 1×1 layers.
-    - ``share_across_keypoints=True``: every heatmap is a 1-channel sequence,
-      all K share one cell (1 → hidden → 1); cost grows with K.
+    - ``share_across_keypoints=True``: every heatmap is a 1-channel sequence
+      with its own state (``hidden_channels`` per landmark), all K share one
+      cell (:class:`TiedGroupConvLSTMCell`, one grouped convolution) and
+      ``Δ`` sees ``(h_t, o_t)`` of its landmark, so ``s_t`` can blend the
+      current map with the remembered ones — a learnt per-landmark temporal
+      smoother; cost grows with K·hidden.
 
     Clips and recurrent state follow docs/conventions.md §1: frames arrive as
     (B·T, ...) in clip-major order; :meth:`loss` resets the state at each
@@ -56,7 +60,8 @@ class ConvLSTMRefineHead(BaseHead):
     always reset; frames without ``clip_len`` count as 1-frame clips); a
     video absent from a call has ended and its state is dropped. With
     ``test_cfg=dict(output_raw=True)`` the frozen model's own landmarks are
-    added as ``pred_instances.raw_keypoints`` / ``raw_keypoint_scores``. :meth:`forward` without
+    added as ``pred_instances.raw_keypoints`` / ``raw_keypoint_scores``.
+    :meth:`forward` without
     data samples (``mode='tensor'``) treats every frame as a one-frame clip
     from the initial state.
 
@@ -122,17 +127,27 @@ class ConvLSTMRefineHead(BaseHead):
         self.out_channels = num_keypoints
         self.share_across_keypoints = share_across_keypoints
 
-        in_channels = 1 if share_across_keypoints else num_keypoints
-        if bottleneck_channels and not share_across_keypoints:
-            self.in_proj = nn.Conv2d(in_channels, bottleneck_channels, 1)
-            cell_in = bottleneck_channels
-        else:
+        if share_across_keypoints:
+            # one small cell per landmark map, weights shared by all K; the
+            # output layer sees (h_t, o_t) of its landmark, so s_t can blend
+            # the current map with the remembered ones (a learnt smoother)
             self.in_proj = nn.Identity()
-            cell_in = in_channels
-        self.cell = ConvLSTMCell(cell_in, hidden_channels, kernel_size)
-        self.out_proj = nn.Conv2d(hidden_channels, in_channels, 1)
-        nn.init.zeros_(self.out_proj.weight)
-        nn.init.zeros_(self.out_proj.bias)
+            self.cell = TiedGroupConvLSTMCell(
+                num_keypoints, 1, hidden_channels, kernel_size, forget_bias=2.,
+                init='ema')
+            self.out_proj = TiedGroupConv1x1(num_keypoints,
+                                             hidden_channels + 1, 1)
+        else:
+            if bottleneck_channels:
+                self.in_proj = nn.Conv2d(num_keypoints, bottleneck_channels, 1)
+                cell_in = bottleneck_channels
+            else:
+                self.in_proj = nn.Identity()
+                cell_in = num_keypoints
+            self.cell = ConvLSTMCell(cell_in, hidden_channels, kernel_size)
+            self.out_proj = nn.Conv2d(hidden_channels, num_keypoints, 1)
+            nn.init.zeros_(self.out_proj.weight)
+            nn.init.zeros_(self.out_proj.bias)
 
         self.loss_module = MODELS.build(loss)
         self._loss_takes_keypoints = 'target_keypoints' in inspect.signature(
@@ -164,8 +179,9 @@ class ConvLSTMRefineHead(BaseHead):
         Args:
             heatmaps (Tensor): base heatmaps ``o``, shape (B, T, K, H, W).
             state (tuple[Tensor, Tensor], optional): ``(h, c)`` before the
-                first frame, each (U, C_hidden, H, W) with U = B (or B·K when
-                ``share_across_keypoints``); ``None`` is the initial state.
+                first frame, each (B, C, H, W) (C = hidden channels, times K
+                when ``share_across_keypoints``); ``None`` is the initial
+                state.
             lengths (Sequence[int], optional): true length of each of the B
                 clips when they are padded at the end; the returned state is
                 taken at each clip's last real frame. ``None``: all T.
@@ -175,28 +191,24 @@ class ConvLSTMRefineHead(BaseHead):
             each clip's last frame.
         """
         b, t, k, height, width = heatmaps.shape
-        if self.share_across_keypoints:
-            seq = heatmaps.transpose(1, 2).reshape(b * k, t, 1, height, width)
-        else:
-            seq = heatmaps
-        units, channels = seq.shape[0], seq.shape[2]
         # The 1x1 layers are time-independent: run them on all frames at
         # once; only the cell is stepped.
-        x = self.in_proj(seq.flatten(0, 1)).unflatten(0, (units, t))
+        x = self.in_proj(heatmaps.flatten(0, 1)).unflatten(0, (b, t))
         hidden, cells = [], []
         for i in range(t):
             state = self.cell(x[:, i], state)
             hidden.append(state[0])
             cells.append(state[1])
-        delta = self.out_proj(torch.stack(hidden, 1).flatten(0, 1))
-        delta = delta.view(units, t, channels, height, width)
+        h = torch.stack(hidden, 1).flatten(0, 1)
         if self.share_across_keypoints:
-            delta = delta.view(b, k, t, height, width).transpose(1, 2)
+            h = torch.cat([
+                h.view(b * t, k, -1, height, width),
+                heatmaps.view(b * t, k, 1, height, width)
+            ], 2).view(b * t, -1, height, width)
+        delta = self.out_proj(h).view(b, t, k, height, width)
         if lengths is not None and any(n != t for n in lengths):
             last = torch.as_tensor(lengths, device=heatmaps.device) - 1
-            if self.share_across_keypoints:
-                last = last.repeat_interleave(k)
-            unit = torch.arange(units, device=heatmaps.device)
+            unit = torch.arange(b, device=heatmaps.device)
             state = (torch.stack(hidden, 1)[unit, last],
                      torch.stack(cells, 1)[unit, last])
         return heatmaps + delta, state
@@ -322,21 +334,20 @@ class ConvLSTMRefineHead(BaseHead):
         refined, state = self.refine(padded, state, lengths)
 
         out = torch.empty_like(heatmaps)
-        units = 1 if not self.share_across_keypoints else self.out_channels
         states: Dict[object, Tuple[State, int]] = {}
         for r, (vid, frames, _) in enumerate(runs):
             out[frames] = refined[r, :len(frames)]
             if vid is not None:
                 # runs are in batch order: a video's last run wins
-                states[vid] = (tuple(s[r * units:(r + 1) * units].detach()
+                states[vid] = (tuple(s[r:r + 1].detach()
                                      for s in state), last[vid])
         self._states = states
         return out
 
     def _zero_state(self, heatmaps: Tensor) -> State:
-        units = self.out_channels if self.share_across_keypoints else 1
-        zero = heatmaps.new_zeros(units, self.cell.hidden_channels,
-                                  *heatmaps.shape[-2:])
+        channels = self.cell.hidden_channels * (
+            self.out_channels if self.share_across_keypoints else 1)
+        zero = heatmaps.new_zeros(1, channels, *heatmaps.shape[-2:])
         return zero, zero
 
     @staticmethod

@@ -1,3 +1,3 @@
-from .conv_lstm import ConvLSTMCell
+from .conv_lstm import ConvLSTMCell, TiedGroupConv1x1, TiedGroupConvLSTMCell
 
-__all__ = ['ConvLSTMCell']
+__all__ = ['ConvLSTMCell', 'TiedGroupConvLSTMCell', 'TiedGroupConv1x1']

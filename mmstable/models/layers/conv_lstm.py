@@ -1,6 +1,7 @@
 from typing import Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 State = Tuple[Tensor, Tensor]  # (h, c)
@@ -73,3 +74,115 @@ class ConvLSTMCell(nn.Module):
         return (f'in_channels={self.in_channels}, '
                 f'hidden_channels={self.hidden_channels}, '
                 f'kernel_size={self.conv.kernel_size[0]}')
+
+
+class TiedGroupConvLSTMCell(nn.Module):
+    """A ConvLSTM applied to G independent groups of channels with one set of
+    weights shared by all groups — e.g. one small cell per landmark heatmap.
+
+    Equivalent to running one :class:`ConvLSTMCell` (``in_channels``,
+    ``hidden_channels``) on each group as a separate sample, computed as a
+    single grouped convolution over ``cat(x_g, h_g)`` per group, so its cost
+    grows with G·hidden but needs no (N·G)-sample reshape. The forget-gate
+    bias starts at ``forget_bias``.
+
+    Args:
+        groups (int): G, e.g. the number of landmarks K.
+        in_channels (int): input channels per group.
+        hidden_channels (int): channels of ``h`` and ``c`` per group.
+        kernel_size (int): odd size of the gate convolution.
+        forget_bias (float): initial bias of the forget gate.
+        init (str): ``'kaiming'`` (as ``nn.Conv2d``) or ``'ema'``: gates
+            start input-independent and the candidate is ``tanh(x/2)`` of
+            the input's centre pixel, so every hidden channel starts as an
+            exponential moving average of its group's input (decay
+            ``sigmoid(forget_bias)``) — a temporal smoother that training
+            only has to tune, which it does in tens of iterations.
+    """
+
+    def __init__(self,
+                 groups: int,
+                 in_channels: int = 1,
+                 hidden_channels: int = 2,
+                 kernel_size: int = 3,
+                 forget_bias: float = 1.0,
+                 init: str = 'kaiming'):
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError('TiedGroupConvLSTMCell: kernel_size must be odd '
+                             f'to keep the spatial size, got {kernel_size}')
+        self.groups = groups
+        self.in_channels = in_channels
+        self.hidden_channels = hidden_channels
+        self.kernel_size = kernel_size
+        self.weight = nn.Parameter(
+            torch.empty(4 * hidden_channels, in_channels + hidden_channels,
+                        kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(4 * hidden_channels))
+        hid, mid = hidden_channels, kernel_size // 2
+        with torch.no_grad():
+            self.bias[hid:2 * hid] = forget_bias
+            if init == 'kaiming':
+                nn.init.kaiming_uniform_(self.weight, a=5**0.5)
+            elif init == 'ema':
+                self.weight.zero_()
+                self.weight[3 * hid:, :in_channels, mid, mid] = 0.5
+                self.bias[2 * hid:3 * hid] = 3.  # output gate ~open
+            else:
+                raise ValueError(f"TiedGroupConvLSTMCell: init must be "
+                                 f"'kaiming' or 'ema', got {init!r}")
+
+    def forward(self, x: Tensor, state: Optional[State] = None) -> State:
+        """
+        Args:
+            x (Tensor): (N, G·C_in, H, W), group-major channels.
+            state (tuple[Tensor, Tensor], optional): ``(h, c)``, each
+                (N, G·C_hidden, H, W); ``None`` is zeros.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``(h_t, c_t)``, each (N, G·C_hidden, H, W).
+        """
+        n, _, height, width = x.shape
+        g, hid = self.groups, self.hidden_channels
+        if state is None:
+            h = c = x.new_zeros(n, g * hid, height, width)
+        else:
+            h, c = state
+        xh = torch.cat([
+            x.view(n, g, self.in_channels, height, width),
+            h.view(n, g, hid, height, width)
+        ], 2).view(n, -1, height, width)
+        gates = F.conv2d(
+            xh,
+            self.weight.repeat(g, 1, 1, 1),
+            self.bias.repeat(g),
+            padding=self.kernel_size // 2,
+            groups=g).view(n, g, 4, hid, height, width)
+        i, f, o, z = gates.unbind(2)
+        c = torch.sigmoid(f) * c.view(n, g, hid, height, width) + \
+            torch.sigmoid(i) * torch.tanh(z)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h.reshape(n, g * hid, height, width), \
+            c.reshape(n, g * hid, height, width)
+
+    def extra_repr(self) -> str:
+        return (f'groups={self.groups}, in_channels={self.in_channels}, '
+                f'hidden_channels={self.hidden_channels}, '
+                f'kernel_size={self.kernel_size}')
+
+
+class TiedGroupConv1x1(nn.Module):
+    """A 1×1 convolution applied to G channel groups with shared weights:
+    (N, G·C_in, H, W) → (N, G·C_out, H, W). Zero-initialised (used as the
+    refiner's output layer, so an untrained refiner is the identity)."""
+
+    def __init__(self, groups: int, in_channels: int, out_channels: int):
+        super().__init__()
+        self.groups = groups
+        self.weight = nn.Parameter(
+            torch.zeros(out_channels, in_channels, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight.repeat(self.groups, 1, 1, 1),
+                        self.bias.repeat(self.groups), groups=self.groups)

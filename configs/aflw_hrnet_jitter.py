@@ -1,0 +1,12 @@
+# configs/wflw_hrnet_jitter.py on MMPose's AFLW HRNetV2-W18 (td-hm_hrnetv2-w18_8xb64-60e_aflw-256x256.py):
+# 19 landmarks, same codec as WFLW; NME normalised by the box size (the longer side of the GT bbox), as MMPose's.
+_base_ = './wflw_hrnet_jitter.py'
+load_from = 'https://download.openmmlab.com/mmpose/face/hrnetv2/hrnetv2_w18_aflw_256x256-f2bbc62b_20210125.pth'
+
+model = dict(head=dict(base_head=dict(out_channels=19)))
+_data = dict(type='AFLWDataset', data_root='data/aflw/')
+train_dataloader = dict(dataset=dict(dataset=dict(_data, ann_file='annotations/face_landmarks_aflw_train.json')))
+val_dataloader = dict(dataset=dict(dataset=dict(_data, ann_file='annotations/face_landmarks_aflw_test.json')))
+test_dataloader = val_dataloader
+val_evaluator = [dict(type='NME', norm_mode='use_norm_item', norm_item='bbox_size'), *_base_.val_evaluator[1:]]
+test_evaluator = val_evaluator

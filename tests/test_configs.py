@@ -1,0 +1,194 @@
+"""Every config under configs/ builds (CPU, no download) and its data and
+metric types resolve; the WFLW jitter config takes a checkpoint of the plain
+MMPose WFLW model through ``load_from``."""
+import copy
+import glob
+import logging
+import os.path as osp
+import re
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.runner import load_checkpoint
+
+from mmpose.registry import DATA_SAMPLERS, DATASETS, METRICS, MODELS
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = sorted(
+    osp.relpath(p, REPO)
+    for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    if f'{osp.sep}_base_{osp.sep}' not in p)
+MMPOSE_FACE = 'face_2d_keypoint/topdown_heatmap'
+WFLW_JITTER = 'configs/wflw_hrnet_jitter.py'
+# the refiner's own modules: the only keys an image-model checkpoint lacks
+REFINER_KEYS = ('head.cell.', 'head.in_proj.', 'head.out_proj.')
+
+
+def _config(rel_path):
+    cfg = Config.fromfile(osp.join(REPO, rel_path))
+    cfg.model.backbone.init_cfg = None  # never download in tests
+    return cfg
+
+
+def _zoo_weights():
+    """The checkpoint URLs of MMPose's face model zoo (``Weights:`` lines
+    of the .yml files next to its configs)."""
+    import mmpose
+    root = osp.join(osp.dirname(mmpose.__file__), '.mim', 'configs',
+                    MMPOSE_FACE)
+    urls = set()
+    for yml in glob.glob(osp.join(root, '*', '*.yml')):
+        with open(yml) as f:
+            urls.update(re.findall(r'Weights:\s*(\S+)', f.read()))
+    return urls
+
+
+def _types(dataset_cfg):
+    """The dataset type and those of wrapped datasets (``dataset=...``)."""
+    while isinstance(dataset_cfg, dict):
+        yield dataset_cfg['type']
+        dataset_cfg = dataset_cfg.get('dataset')
+
+
+def test_all_configs_are_found():
+    assert WFLW_JITTER in CONFIGS
+    assert any(c.startswith(osp.join('configs', 'demo')) for c in CONFIGS)
+    assert len(CONFIGS) >= 9, CONFIGS
+
+
+@pytest.mark.parametrize('rel_path', CONFIGS)
+def test_config_builds_model_and_resolves_types(rel_path):
+    cfg = _config(rel_path)
+    model = MODELS.build(cfg.model)
+    assert sum(p.numel() for p in model.parameters()) > 0
+    if cfg.model.type == 'StableTopdownPoseEstimator':
+        assert model.is_frozen('backbone')
+        assert model.is_frozen('head.base_head')
+        assert model.head.out_channels == cfg.model.head.base_head.out_channels
+    for loader in ('train_dataloader', 'test_dataloader'):
+        for name in _types(cfg[loader].dataset):
+            assert DATASETS.get(name), f'{rel_path}: {loader} {name}'
+        sampler = cfg[loader].get('sampler', {}).get('type')
+        assert sampler is None or DATA_SAMPLERS.get(sampler) is not None
+    evaluators = cfg.test_evaluator
+    for metric in evaluators if isinstance(evaluators, list) else [evaluators]:
+        assert METRICS.get(metric['type']) is not None, metric
+
+
+@pytest.mark.parametrize('rel_path', [
+    c for c in CONFIGS if not c.startswith(osp.join('configs', 'demo'))
+])
+def test_config_loads_a_zoo_checkpoint(rel_path):
+    cfg = Config.fromfile(osp.join(REPO, rel_path))
+    assert cfg.load_from in _zoo_weights(), (
+        f'{rel_path}: load_from {cfg.load_from} is not an MMPose zoo URL')
+
+
+def test_sibling_configs_differ_from_wflw_where_the_mmpose_models_do():
+    k = {c: _config(f'configs/{c}_hrnet_jitter.py').model.head
+         for c in ('300w', 'cofw', 'aflw', '300vw')}
+    assert {c: h.base_head.out_channels for c, h in k.items()} == {
+        '300w': 68, 'cofw': 29, 'aflw': 19, '300vw': 68}
+    assert k['300w'].decoder.sigma == k['cofw'].decoder.sigma == 1.5
+    assert k['300vw'].max_frame_gap == 2
+    dark = _config('configs/wflw_hrnet_dark_jitter.py')
+    assert dark.model.head.decoder.unbiased
+    encoders = [
+        f['encoder'] for t in dark.train_dataloader.dataset.pipeline
+        for f in t.get('transforms', []) if 'encoder' in f
+    ]
+    assert encoders and all(e['unbiased'] for e in encoders)
+    aflw = _config('configs/aflw_hrnet_jitter.py').val_evaluator[0]
+    assert (aflw.norm_mode, aflw.norm_item) == ('use_norm_item', 'bbox_size')
+    vw = _config('configs/300vw_hrnet_jitter.py')
+    assert vw.test_dataloader.sampler.type == 'VideoSampler'
+    assert vw.test_dataloader.dataset.test_mode
+    scenarios = vw.test_evaluator[0].video_scenarios
+    assert sorted(set(scenarios.values())) == [1, 2, 3]
+    assert len(scenarios) == 64
+
+
+def test_wflw_forward():
+    model = MODELS.build(_config(WFLW_JITTER).model).eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 256, 256), None, mode='tensor')
+    assert tuple(out.shape) == (1, 98, 64, 64)
+
+
+class _Records(logging.Handler):
+
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_plain_mmpose_checkpoint_loads_into_wrapped_model(tmp_path):
+    """``load_from`` of a zoo checkpoint (keys of MMPose's own model): only
+    the refiner is missing, every backbone / head weight lands in place."""
+    cfg = _config(WFLW_JITTER)
+    plain_cfg = Config.fromfile(
+        osp.join(REPO, 'tests', 'data', 'tiny_wflw_hrnet.py')).model
+    assert plain_cfg.type == 'TopdownPoseEstimator'
+    torch.manual_seed(1)
+    plain = MODELS.build(plain_cfg)
+    for buf in plain.buffers():  # non-default BN statistics: must load too
+        if buf.is_floating_point():
+            buf.uniform_(0.5, 1.5)
+    path = tmp_path / 'hrnetv2_w18_wflw.pth'
+    torch.save(dict(state_dict=plain.state_dict(),
+                    meta=dict(dataset_meta=dict(sigmas=np.zeros(0)))), path)
+
+    torch.manual_seed(2)
+    wrapped = MODELS.build(copy.deepcopy(cfg.model))
+    logger = logging.getLogger('test_configs.load_from')
+    logger.setLevel(logging.INFO)
+    records = _Records()
+    logger.addHandler(records)
+    try:
+        # what Runner.load_checkpoint does for load_from (strict=False)
+        load_checkpoint(wrapped, str(path), map_location='cpu', strict=False,
+                        logger=logger)
+    finally:
+        logger.removeHandler(records)
+
+    log = '\n'.join(records.messages)
+    assert 'unexpected key' not in log, log
+    found = re.search(r'missing keys in source state_dict: (.*)', log)
+    assert found, f'the refiner keys should be reported missing: {log!r}'
+    missing = [k.strip() for k in found.group(1).split(',')]
+    assert all(k.startswith(REFINER_KEYS) for k in missing), missing
+    assert {k.split('.')[1] for k in missing} == {'cell', 'in_proj',
+                                                  'out_proj'}
+
+    loaded = wrapped.state_dict()
+    for key, value in plain.state_dict().items():
+        new_key = re.sub(r'^head\.', 'head.base_head.', key)
+        assert torch.equal(loaded[new_key], value), key
+
+
+def test_300vw_config_data_on_the_300vw_sample(mmpose_testdata):
+    """The 300VW config's datasets and metrics, pointed at MMPose's 300VW
+    sample (frames 6 and 9 of video 001, 731 (broken) and 732 of 401)."""
+    cfg = _config('configs/300vw_hrnet_jitter.py')
+    root = osp.join(mmpose_testdata, '300vw')
+    sample = dict(data_root=root, ann_file='anno_300vw.json',
+                  broken_frames=osp.join(root, 'broken_frames.npy'),
+                  scenario=None)
+    train = DATASETS.build(dict(cfg.train_dataloader.dataset, **sample,
+                                clip_len=2, max_frame_gap=None))
+    clip = train[0]
+    assert tuple(clip['inputs'].shape) == (2, 3, 256, 256)
+    assert [s.frame_id for s in clip['data_samples']] == [5, 8]
+    assert tuple(clip['data_samples'][0].gt_fields.heatmaps.shape) == (68, 64,
+                                                                       64)
+    test = DATASETS.build(dict(cfg.test_dataloader.dataset, **sample))
+    frame = test[0]
+    assert tuple(frame['inputs'].shape) == (3, 256, 256)
+    assert frame['data_samples'].clip_len == 1
+    metrics = [METRICS.build(m) for m in cfg.test_evaluator]
+    assert [m.video_scenarios['401'] for m in metrics] == [1, 1, 1]
