@@ -82,7 +82,7 @@ def main(argv=None):
     image_ckpt = last_checkpoint(f'{wd}/image_model')
     times['refiner'] = run([
         py, 'tools/train.py', 'configs/demo/synthetic_jitter.py',
-        '--work-dir', f'{wd}/refiner', '--cfg-options',
+        '--work-dir', f'{wd}/refiner', '--no-validate', '--cfg-options',
         f'load_from={image_ckpt}',
         f'train_dataloader.dataset.dataset.data_root={args.data_root}',
         f'test_dataloader.dataset.data_root={args.data_root}'

@@ -36,9 +36,12 @@ def _cpu_distributed(cfg):
     ``torch.cuda.set_device(LOCAL_RANK)`` in ``init_dist`` and wraps the model
     with ``device_ids=[LOCAL_RANK]``; both fail without a GPU."""
     torch.cuda.set_device = lambda device: None
-    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-    if cfg.env_cfg.dist_cfg.get('backend', 'nccl') == 'nccl':
-        cfg.env_cfg.dist_cfg.backend = 'gloo'
+    env_cfg = dict(cfg.get('env_cfg') or {})
+    dist_cfg = dict(env_cfg.get('dist_cfg') or {})
+    if dist_cfg.get('backend', 'nccl') == 'nccl':
+        dist_cfg['backend'] = 'gloo'
+    env_cfg['dist_cfg'] = dist_cfg
+    cfg.env_cfg = env_cfg
     wrapper = cfg.get('model_wrapper_cfg') or dict(
         type='MMDistributedDataParallel')
     wrapper.setdefault('device_ids', None)

@@ -44,7 +44,7 @@ test_dataloader = dict(batch_size=20, num_workers=1, persistent_workers=False,
                        sampler=dict(_delete_=True, type='VideoSampler'), dataset=dict(
     _delete_=True, type='SyntheticFaceVideoDataset', data_root='data/synthetic', split='test',
     # held-out videos: a nearly still face (video call, driver monitoring) on a noisy camera
-    generator=dict(motion=0.1, expression=0.5, noise=2.5), test_mode=True, pipeline=test_pipeline))
+    generator=dict(motion=0.1, expression=0.5, noise=3.0), test_mode=True, pipeline=test_pipeline))
 val_dataloader = test_dataloader
 _video = dict(filters=['mediapipe_face'], extra_pred_keys=dict(Raw='raw_keypoints'))
 test_evaluator = [dict(type='VideoNME', **_video), dict(type='MCV', **_video),

@@ -60,11 +60,12 @@ class TrajectoryPlotHook(Hook):
                 preds['raw'] = np.asarray(pred.raw_keypoints)[0, :, :2]
             gt = ds.gt_instances.get('keypoints', None) if hasattr(
                 ds, 'gt_instances') else None
+            if gt is not None:
+                gt = np.asarray(gt)[0, :, :2]
             self.records.append(
                 dict(video_id=meta['video_id'], frame_id=meta['frame_id'],
-                     preds=preds,
-                     gt=None if gt is None else np.asarray(gt)[0, :, :2],
-                     mask=None))
+                     preds=preds, gt=gt,
+                     mask=None if gt is None else np.ones(len(gt), bool)))
 
     def after_test_epoch(self, runner, metrics: Optional[dict] = None):
         if runner.rank != 0:
