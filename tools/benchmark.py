@@ -52,9 +52,35 @@ def parse_args():
     parser.add_argument('--refiner', default='{}',
                         help='extra ConvLSTMRefineHead options as a Python '
                         'dict, e.g. "dict(hidden_channels=32)"')
+    parser.add_argument('--config', default=None,
+                        help='a mmstable config (StableTopdownPoseEstimator '
+                        '+ ConvLSTMRefineHead) to measure instead of the '
+                        'WFLW HRNetV2 one, e.g. configs/demo/'
+                        'synthetic_jitter.py; its plain model is the same '
+                        'config with the base head')
     parser.add_argument('--skip', nargs='*', default=[],
                         choices=['P1', 'P2', 'P3'])
     return parser.parse_args()
+
+
+def build_models_from_config(path, refiner_opts):
+    """(plain, stable, codec) from a mmstable config: the plain MMPose model
+    is its ``model`` with ``TopdownPoseEstimator`` and the base head."""
+    from mmengine import Config
+    from mmpose.registry import MODELS
+    cfg = Config.fromfile(path)
+    stable_cfg = copy.deepcopy(cfg.model)
+    stable_cfg.backbone.init_cfg = None
+    stable_cfg.head.update(refiner_opts)
+    plain_cfg = copy.deepcopy(stable_cfg)
+    plain_cfg.type = 'TopdownPoseEstimator'
+    plain_cfg.pop('frozen_modules', None)
+    plain_cfg.head = plain_cfg.head.base_head
+    plain_cfg.test_cfg.pop('output_raw', None)
+    plain = MODELS.build(plain_cfg)
+    stable = MODELS.build(stable_cfg)
+    stable.load_state_dict(plain.state_dict(), strict=False)
+    return plain, stable, plain_cfg.head.decoder
 
 
 def build_models(refiner_opts):
@@ -82,7 +108,8 @@ def build_models(refiner_opts):
     return plain, stable, codec
 
 
-def make_samples(clips, frames, num_keypoints=98, video_id='v'):
+def make_samples(clips, frames, num_keypoints=98, video_id='v',
+                 input_size=256, heatmap_size=64):
     from mmengine.structures import InstanceData, PixelData
     from mmpose.structures import PoseDataSample
     samples = []
@@ -92,17 +119,19 @@ def make_samples(clips, frames, num_keypoints=98, video_id='v'):
             ds = PoseDataSample(
                 metainfo=dict(
                     video_id=f'{video_id}{b}', frame_id=t, clip_len=frames,
-                    input_size=(256, 256), input_center=np.array([128., 128.]),
-                    input_scale=np.array([256., 256.]),
+                    input_size=(input_size, input_size),
+                    input_center=np.array([input_size / 2] * 2),
+                    input_scale=np.array([float(input_size)] * 2),
                     flip_indices=list(range(num_keypoints))))
-            kpts = rng.uniform(20, 230, (1, num_keypoints, 2))
+            kpts = rng.uniform(.1, .9, (1, num_keypoints, 2)) * input_size
             ds.gt_instances = InstanceData(
                 transformed_keypoints=kpts, bboxes=np.zeros((1, 4)),
                 bbox_scores=np.ones(1))
             ds.gt_instance_labels = InstanceData(
                 keypoint_weights=torch.ones(1, num_keypoints))
             ds.gt_fields = PixelData(
-                heatmaps=torch.rand(num_keypoints, 64, 64))
+                heatmaps=torch.rand(num_keypoints, heatmap_size,
+                                    heatmap_size))
             samples.append(ds)
     return samples
 
@@ -153,9 +182,11 @@ def bench_p2(plain, stable, repeats, flip):
     return t_stable, t_plain, t_step, t_pdc, t_msra
 
 
-def bench_p1(plain, stable, repeats, clips, frames):
-    inputs = torch.randn(clips * frames, 3, 256, 256)
-    samples = make_samples(clips, frames)
+def bench_p1(plain, stable, repeats, clips, frames, codec):
+    (w, _), (hw, _) = codec['input_size'], codec['heatmap_size']
+    inputs = torch.randn(clips * frames, 3, w, w)
+    samples = make_samples(clips, frames, stable.head.out_channels,
+                           input_size=w, heatmap_size=hw)
 
     def make_step(model):
         model.train()
@@ -211,14 +242,16 @@ def main():
     threads = args.threads or os.cpu_count()
     torch.set_num_threads(threads)
     refiner_opts = eval(args.refiner, {'dict': dict})
-    plain, stable, codec = build_models(refiner_opts)
+    if args.config:
+        plain, stable, codec = build_models_from_config(
+            args.config, refiner_opts)
+    else:
+        plain, stable, codec = build_models(refiner_opts)
     head = stable.head
-    print(f'mmstable benchmark: {MMPOSE_CONFIG}\n  CPU, torch '
-          f'{torch.__version__}, {threads} threads; refiner: '
-          f'{type(head.cell).__name__}('
-          f'{head.cell.in_channels}->{head.cell.hidden_channels}, '
-          f'k={head.cell.conv.kernel_size[0]}), share_across_keypoints='
-          f'{head.share_across_keypoints}, decoder '
+    print(f'mmstable benchmark: {args.config or MMPOSE_CONFIG}\n  CPU, '
+          f'torch {torch.__version__}, {threads} threads; refiner: '
+          f'{type(head.cell).__name__}({head.cell.extra_repr()}), '
+          f'share_across_keypoints={head.share_across_keypoints}, decoder '
           f'{type(head.decoder).__name__}')
 
     if 'P2' not in args.skip:
@@ -234,7 +267,7 @@ def main():
               f'{(t_p + t_step + t_pdc - t_msra) / t_p:.3f}')
     if 'P1' not in args.skip:
         t_s, t_p, n_s, n_p = bench_p1(plain, stable, args.train_repeats,
-                                      args.clips, args.frames)
+                                      args.clips, args.frames, codec)
         print(f'P1 training step, {args.clips} clips x {args.frames} frames, '
               f'median of {args.train_repeats}: fine-tune ({n_s} trainable '
               f'params) {t_s:.3f} s / full model ({n_p}) {t_p:.3f} s = '
