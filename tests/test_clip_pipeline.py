@@ -259,3 +259,27 @@ def test_runner_finds_clip_collate():
     batch = next(iter(loader))
     assert len(batch['inputs']) == 4
     assert [s.frame_id for s in batch['data_samples']] == [0, 1, 0, 1]
+
+
+def test_pack_clip_inputs_at_inference_without_keypoints():
+    """An inference item (a box, no keypoints: mmpose.apis, tools/
+    demo_video.py) packs without transformed_keypoints and runs through
+    InstanceData; with keypoints they are packed."""
+    from mmengine.dataset import Compose
+    pipeline = Compose([
+        dict(type='TopdownAffine', input_size=(64, 64)),
+        dict(type='PackClipInputs')
+    ])
+    item = dict(img=np.zeros((80, 80, 3), np.uint8),
+                bbox=np.array([[0, 0, 80, 80]], np.float32),
+                bbox_center=np.array([[40., 40.]], np.float32),
+                bbox_scale=np.array([[80., 80.]], np.float32),
+                bbox_score=np.ones(1, np.float32), video_id='v', frame_id=0)
+    out = pipeline(dict(item))
+    gt = out['data_samples'].gt_instances
+    assert 'transformed_keypoints' not in gt
+    gt.to('cpu')  # rebuilding the InstanceData fails on a 0-d field
+    out = pipeline(dict(item, keypoints=np.full((1, 3, 2), 40., np.float32),
+                        keypoints_visible=np.ones((1, 3), np.float32)))
+    np.testing.assert_allclose(
+        out['data_samples'].gt_instances.transformed_keypoints, 32.)

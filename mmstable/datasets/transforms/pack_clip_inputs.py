@@ -2,6 +2,7 @@
 import inspect
 from typing import Dict
 
+import numpy as np
 import torch
 
 from mmpose.datasets.transforms import PackPoseInputs
@@ -42,10 +43,19 @@ class PackClipInputs(PackPoseInputs):
         super().__init__(meta_keys=meta_keys,
                          pack_transformed=pack_transformed)
 
+    @staticmethod
+    def _drop_empty_transformed(results: Dict) -> Dict:
+        # At inference there are no keypoints and MMPose's TopdownAffine sets
+        # ``transformed_keypoints = np.zeros([])``: nothing to pack (packing a
+        # 0-d array breaks InstanceData).
+        if np.ndim(results.get('transformed_keypoints', 1)) == 0:
+            results.pop('transformed_keypoints', None)
+        return results
+
     def transform(self, results: Dict) -> Dict:
         if 'frames' not in results:
-            return super().transform(results)
-        frames = results['frames']
+            return super().transform(self._drop_empty_transformed(results))
+        frames = [self._drop_empty_transformed(f) for f in results['frames']]
         clip_len = len(frames)
         for t, frame in enumerate(frames):
             missing = [
