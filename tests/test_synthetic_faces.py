@@ -197,6 +197,9 @@ def test_dataset_builds_from_config_and_runs_mmpose_300w_pipeline(tmp_path):
     for key in ('id', 'img_id'):
         assert key in info
 
+    # the pipeline's RandomBBoxTransform draws from numpy's global RNG: fix
+    # it so the result does not depend on which tests ran before
+    np.random.seed(0)
     item = dataset[4]
     assert tuple(item['inputs'].shape) == (3, 128, 128)
     sample = item['data_samples']
