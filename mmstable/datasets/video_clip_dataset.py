@@ -47,6 +47,13 @@ SCENARIO_VIDEOS['train'] = tuple(v for v in VIDEOS_300VW_ALL
                                  if v not in SCENARIO_VIDEOS['test'])
 
 
+_VIDEO_SCENARIO = {
+    video: scenario
+    for scenario, videos in SCENARIO_VIDEOS.items() if scenario in (1, 2, 3)
+    for video in videos
+}
+
+
 def load_broken_frames(
         broken_frames: Union[None, str, dict]) -> Dict[str, set]:
     """300VW broken frames as ``{video_id: {1-based frame numbers}}``.
@@ -190,6 +197,9 @@ class VideoClipDataset(Face300VWDataset):
             video_id, frame_id = parts[0], int(stem) - 1
         data_info['video_id'] = video_id
         data_info['frame_id'] = frame_id
+        # 300VW test scenario (1, 2, 3) of the video, packed into the frame's
+        # metainfo so the metrics report S1/..., S2/..., S3/... keys
+        data_info['scenario'] = _VIDEO_SCENARIO.get(video_id)
         return data_info
 
     def load_data_list(self) -> List[dict]:

@@ -12,7 +12,7 @@ _MMPOSE_META_KEYS = inspect.signature(
     PackPoseInputs).parameters['meta_keys'].default
 
 #: Clip metainfo added to MMPose's meta keys (docs/conventions.md §1).
-CLIP_META_KEYS = ('video_id', 'frame_id', 'clip_len', 'input_shift')
+CLIP_META_KEYS = ('video_id', 'frame_id', 'clip_len', 'input_shift', 'scenario')
 
 
 @TRANSFORMS.register_module()
