@@ -171,7 +171,7 @@ class _RecordingLoss(nn.Module):
 def test_keypoint_loss_gets_clips_and_heatmap_space_keypoints():
     head = make_head()
     head.loss_module = _RecordingLoss()
-    head._loss_takes_keypoints = True
+    head._loss_takes_keypoints, head._loss_takes_mask = True, False
     samples = make_samples([3, 2])
     head.loss(feats_for(5), samples, train_cfg=dict(compute_acc=False))
     output, target, weights, keypoints = head.loss_module.seen
@@ -408,3 +408,24 @@ def test_plain_mmpose_checkpoint_loads_into_wrapped_model(tmp_path):
         assert torch.equal(loaded[k], v), k
     # a mmstable checkpoint round-trips strictly
     wrapped.load_state_dict(wrapped.state_dict(), strict=True)
+
+
+def test_padded_frames_are_masked_out_of_the_jitter_loss():
+    """Clips of different T are padded to Tmax; the padding must not count
+    even with ``use_target_weight=False`` (which ignores the 0 weights)."""
+    head = make_head(loss=dict(type='JitterLoss', use_target_weight=False))
+    seen = {}
+    forward = head.loss_module.forward
+
+    def spy(*args, **kwargs):
+        seen['mask'] = kwargs.get('mask')
+        return forward(*args, **kwargs)
+
+    head.loss_module.forward = spy
+    samples = make_samples([3, 1])
+    for ds in samples:
+        ds.gt_instances = InstanceData(
+            transformed_keypoints=np.full((1, K, 2), 20.))
+    head.loss(feats_for(4), samples)
+    assert seen['mask'][:, :, 0, 0, 0].tolist() == [[True, True, True],
+                                                    [True, False, False]]

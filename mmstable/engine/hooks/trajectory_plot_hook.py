@@ -28,6 +28,10 @@ class TrajectoryPlotHook(Hook):
       reported (keys ``[source/][filter/]ADEV@τ``; configure
       ``MAV(allan_taus=True)``).
 
+    In a distributed test each rank records its own videos (``VideoSampler``
+    keeps a video on one rank) and rank 0 draws the trajectories of its own;
+    the Allan curves come from the merged metrics.
+
     Args:
         out_dir (str): Output folder.
         max_videos (int): Videos to draw trajectories of.
@@ -60,12 +64,15 @@ class TrajectoryPlotHook(Hook):
                 preds['raw'] = np.asarray(pred.raw_keypoints)[0, :, :2]
             gt = ds.gt_instances.get('keypoints', None) if hasattr(
                 ds, 'gt_instances') else None
+            mask = None
             if gt is not None:
                 gt = np.asarray(gt)[0, :, :2]
+                visible = ds.gt_instances.get('keypoints_visible', None)
+                mask = (np.ones(len(gt), bool) if visible is None else
+                        np.asarray(visible).reshape(-1)[:len(gt)] > 0)
             self.records.append(
                 dict(video_id=meta['video_id'], frame_id=meta['frame_id'],
-                     preds=preds, gt=gt,
-                     mask=None if gt is None else np.ones(len(gt), bool)))
+                     preds=preds, gt=gt, mask=mask))
 
     def after_test_epoch(self, runner, metrics: Optional[dict] = None):
         if runner.rank != 0:
@@ -99,7 +106,8 @@ class TrajectoryPlotHook(Hook):
         curves = {}
         for key, value in metrics.items():
             m = re.fullmatch(r'(?:(.*)/)?ADEV@(\d+)', key)
-            if m is None or m.group(1) and m.group(1).startswith('S'):
+            if m is None or m.group(1) and re.fullmatch(
+                    r'S\d+', m.group(1).split('/')[0]):  # scenario keys
                 continue
             name = m.group(1) or 'refined'
             curves.setdefault(name, []).append((int(m.group(2)), value))

@@ -14,7 +14,7 @@ from mmpose.utils.tensor_utils import to_numpy
 from mmpose.utils.typing import (ConfigType, Features, OptConfigType,
                                  OptSampleList, Predictions)
 
-from mmstable.structures import pad_clips, split_clips, unpad_clips
+from mmstable.structures import clip_mask, pad_clips, split_clips, unpad_clips
 from ..layers import ConvLSTMCell, TiedGroupConv1x1, TiedGroupConvLSTMCell
 
 State = Tuple[Tensor, Tensor]
@@ -150,8 +150,9 @@ class ConvLSTMRefineHead(BaseHead):
             nn.init.zeros_(self.out_proj.bias)
 
         self.loss_module = MODELS.build(loss)
-        self._loss_takes_keypoints = 'target_keypoints' in inspect.signature(
-            self.loss_module.forward).parameters
+        loss_args = inspect.signature(self.loss_module.forward).parameters
+        self._loss_takes_keypoints = 'target_keypoints' in loss_args
+        self._loss_takes_mask = 'mask' in loss_args
         self.decoder = (
             KEYPOINT_CODECS.build(decoder)
             if decoder is not None else self.base_head.decoder)
@@ -389,11 +390,18 @@ class ConvLSTMRefineHead(BaseHead):
         if self._loss_takes_keypoints:
             keypoints = self._gt_heatmap_keypoints(batch_data_samples,
                                                    gt_heatmaps)
+            extra = {}
+            if self._loss_takes_mask:
+                # padded frames never count, whatever use_target_weight says
+                extra['mask'] = clip_mask(clips,
+                                          refined.device)[:, :, None, None,
+                                                          None]
             loss = self.loss_module(
                 refined,
                 pad_clips(gt_heatmaps, clips),
                 pad_clips(keypoint_weights, clips),  # padding → weight 0
-                target_keypoints=pad_clips(keypoints, clips))
+                target_keypoints=pad_clips(keypoints, clips),
+                **extra)
         else:
             loss = self.loss_module(pred_frames, gt_heatmaps, keypoint_weights)
 

@@ -94,10 +94,11 @@ class TiedGroupConvLSTMCell(nn.Module):
         forget_bias (float): initial bias of the forget gate.
         init (str): ``'kaiming'`` (as ``nn.Conv2d``) or ``'ema'``: gates
             start input-independent and the candidate is ``tanh(x/2)`` of
-            the input's centre pixel, so every hidden channel starts as an
-            exponential moving average of its group's input (decay
+            the input's centre pixel, so every cell state starts as a leaky
+            running sum ``c_t = σ(f)·c_{t-1} + ½·tanh(x_t/2)`` of its group's
+            input (an unnormalised moving average, decay
             ``sigmoid(forget_bias)``) — a temporal smoother that training
-            only has to tune, which it does in tens of iterations.
+            only has to tune, which it does in a few hundred iterations.
     """
 
     def __init__(self,

@@ -79,6 +79,11 @@ class StableTopdownPoseEstimator(TopdownPoseEstimator):
                     pred.raw_keypoints / meta['input_size'] *
                     meta['input_scale'] + meta['input_center'] -
                     0.5 * meta['input_scale'])
+                indices = self.test_cfg.get('output_keypoint_indices', None)
+                if indices is not None:  # as MMPose does for `keypoints`
+                    pred.raw_keypoints = pred.raw_keypoints[:, indices]
+                    pred.raw_keypoint_scores = \
+                        pred.raw_keypoint_scores[:, indices]
         return super().add_pred_to_datasample(batch_pred_instances,
                                               batch_pred_fields,
                                               batch_data_samples)
