@@ -1,7 +1,8 @@
-"""Video metrics: stability (MCV, MAV + extras) and accuracy (VideoNME)."""
+"""Video metrics: stability (MCV, MAV + extras, NMF) and accuracy (VideoNME)."""
 from .base_video_metric import BaseVideoMetric
 from .mav import MAV
 from .mcv import MCV
+from .nmf import NMF
 from .video_nme import VideoNME
 
-__all__ = ['BaseVideoMetric', 'MCV', 'MAV', 'VideoNME']
+__all__ = ['BaseVideoMetric', 'MCV', 'MAV', 'VideoNME', 'NMF']

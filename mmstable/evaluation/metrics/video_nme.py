@@ -9,6 +9,24 @@ from ..functional import ced_auc_fr, frame_nme, interocular_distance
 from .base_video_metric import BaseVideoMetric, _to_numpy
 
 
+def nme_keypoint_indices(keypoint_indices: Optional[Sequence[int]],
+                         dataset_meta: Optional[dict],
+                         who: str = 'VideoNME') -> Sequence[int]:
+    """The landmark pair that normalises NME: ``keypoint_indices`` if given,
+    else :attr:`VideoNME.DEFAULT_KEYPOINT_INDICES` of
+    ``dataset_meta['dataset_name']``."""
+    if keypoint_indices is not None:
+        return keypoint_indices
+    name = (dataset_meta or {}).get('dataset_name')
+    if name not in VideoNME.DEFAULT_KEYPOINT_INDICES:
+        raise KeyError(
+            f'{who}: no default keypoint_indices for dataset_name {name!r} '
+            f'(known: {sorted(VideoNME.DEFAULT_KEYPOINT_INDICES)}); set '
+            f'{who}.keypoint_indices in the evaluator config '
+            '(keypoint_indices=(36, 45) for 68-point 300VW)')
+    return VideoNME.DEFAULT_KEYPOINT_INDICES[name]
+
+
 @METRICS.register_module()
 class VideoNME(BaseVideoMetric):
     """Normalised mean error of video predictions (300VW's NRMSE), AUC, FR.
@@ -89,15 +107,8 @@ class VideoNME(BaseVideoMetric):
         return dict(norm=size)
 
     def _indices(self) -> Sequence[int]:
-        if self.keypoint_indices is not None:
-            return self.keypoint_indices
-        name = (self.dataset_meta or {}).get('dataset_name')
-        if name not in self.DEFAULT_KEYPOINT_INDICES:
-            raise KeyError(
-                f'VideoNME: no default keypoint_indices for dataset_name '
-                f'{name!r} (known: {sorted(self.DEFAULT_KEYPOINT_INDICES)}); '
-                'set keypoint_indices=(36, 45) for 68-point 300VW')
-        return self.DEFAULT_KEYPOINT_INDICES[name]
+        return nme_keypoint_indices(self.keypoint_indices, self.dataset_meta,
+                                    type(self).__name__)
 
     def compute_video(self, series, track) -> dict:
         if self.norm_mode == 'use_norm_item':
