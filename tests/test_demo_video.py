@@ -184,3 +184,79 @@ def test_bbox_file_formats(tmp_path):
         type='OneEuroFilter', beta=1)
     with pytest.raises(ValueError, match='--filter'):
         demo.parse_filter("dict(type=__import__('os'))")
+
+
+# ------------------------------------------- outputs never overwrite inputs
+def _sha(path):
+    import hashlib
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def test_out_dir_of_the_video_is_refused_subprocess(models, tmp_path):
+    """issue 12 item 2: ``--out-dir`` = the video's folder would write
+    ``face.mp4`` over ``face.mp4``: refused before anything is written."""
+    import subprocess
+    import sys
+    frames, _ = synthetic_frames(4, size=96, seed=5)
+    video = write_video(tmp_path / 'face.mp4', frames)
+    before, listing = _sha(video), sorted(os.listdir(tmp_path))
+    cfg, ckpt = models['stable']
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'demo_video.py'), video,
+         '--config', cfg, '--checkpoint', ckpt, '--out-dir', str(tmp_path),
+         '--device', 'cpu', '--full-frame'],
+        capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore'))
+    assert proc.returncode == 1, proc.stderr
+    assert 'Traceback' not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert f'output video {tmp_path}/face.mp4' in lines[0]
+    assert f'input source {video}' in lines[0] and '--out-dir' in lines[0]
+    assert _sha(video) == before
+    assert sorted(os.listdir(tmp_path)) == listing  # nothing written
+
+
+def test_no_output_overwrites_any_input(models, tmp_path):
+    frames, kpts = synthetic_frames(4, size=96, seed=5)
+    src_dir = tmp_path / 'src'
+    src_dir.mkdir()
+    video = write_video(src_dir / 'face.mp4', frames)
+    checksum = _sha(video)
+
+    def refused(out_dir, *extra, source=video, match):
+        with pytest.raises(ValueError, match=match):
+            run(models, 'stable', source, out_dir, '--full-frame', *extra)
+
+    # a symlink to the video's folder
+    link = tmp_path / 'link'
+    link.symlink_to(src_dir, target_is_directory=True)
+    refused(link, match=rf'output video {link}/face.mp4: it is the same '
+            rf'file as the input source {video}')
+    # a hard link of the video where the output goes
+    out = tmp_path / 'hard'
+    out.mkdir()
+    os.link(video, out / 'face.mp4')
+    refused(out, match='same file as the input source')
+    # the JSON output would overwrite the box file
+    (src_dir / 'face.json').write_text(json.dumps([]))
+    box_video = write_video(tmp_path / 'face.avi', frames, 'MJPG')
+    with pytest.raises(ValueError, match=r'output JSON .*face.json: it is '
+                       r'the same file as the input --bbox-file'):
+        run(models, 'stable', box_video, src_dir, '--bbox-file',
+            str(src_dir / 'face.json'))
+    # a folder of frames: outputs inside it are refused
+    folder = tmp_path / 'frames'
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(folder / f'{i:04d}.png'), f)
+    refused(folder, source=folder, match=r'output video .*frames.mp4: it '
+            'lies inside the input source')
+    assert _sha(video) == checksum
+    assert sorted(os.listdir(folder)) == [f'{i:04d}.png' for i in range(4)]
+    # the video's folder under another name (a different video) is fine
+    other = write_video(src_dir / 'other.avi', frames, 'MJPG')
+    out = run(models, 'stable', other, src_dir, '--full-frame')
+    assert out['video'] == str(src_dir / 'other.mp4')
+    assert _sha(video) == checksum

@@ -93,7 +93,8 @@ class FrameSource:
         self.source = source
         self.files: Optional[List[str]] = None
         self.cap = None
-        if source.isdigit() and not osp.exists(source):
+        self.is_camera = source.isdigit() and not osp.exists(source)
+        if self.is_camera:
             self.name = f'camera{source}'
             self.cap = cv2.VideoCapture(int(source))
             if not self.cap.isOpened():
@@ -126,7 +127,7 @@ class FrameSource:
         """Expected number of frames (0: unknown)."""
         if self.files is not None:
             return len(self.files)
-        if self.name.startswith('camera'):
+        if self.is_camera:
             return 0
         return max(int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
 
@@ -313,6 +314,13 @@ def plot_stability(records: List[dict], out_png: str) -> dict:
 
 
 # -------------------------------------------------------------------- main
+def output_paths(out_dir: str, name: str) -> Tuple[str, str, str]:
+    """The video, JSON and plot the demo writes for source ``name``."""
+    return (osp.join(out_dir, f'{name}.mp4'), osp.join(out_dir,
+                                                       f'{name}.json'),
+            osp.join(out_dir, f'{name}_stability.png'))
+
+
 def main(argv=None) -> dict:
     """Run the demo; returns the output paths, frame count and fps."""
     args = parse_args(argv)
@@ -320,10 +328,21 @@ def main(argv=None) -> dict:
     from mmengine.utils import ProgressBar
 
     from mmstable.apis import StableFaceTracker, init_model
+    from mmstable.utils.safe_paths import check_no_overwrite
     if args.threads:
         torch.set_num_threads(args.threads)
 
     source = FrameSource(args.source)  # fails early on a bad source
+    out_video, out_json, out_png = output_paths(args.out_dir, source.name)
+    # before anything is created or written (issue 12, item 2)
+    check_no_overwrite(
+        {'output video': out_video, 'output JSON': out_json,
+         'output plot': out_png},
+        {'source': None if source.is_camera else args.source,
+         '--bbox-file': args.bbox_file, '--config': args.config,
+         '--checkpoint': args.checkpoint, '--det-config': args.det_config,
+         '--det-checkpoint': args.det_checkpoint},
+        hint='pass another --out-dir')
     bbox_file = load_bbox_file(args.bbox_file) if args.bbox_file else None
     filt = parse_filter(args.filter)
     model = init_model(args.config, args.checkpoint, device=args.device)
@@ -333,9 +352,6 @@ def main(argv=None) -> dict:
         max_faces=args.max_faces)
 
     os.makedirs(args.out_dir, exist_ok=True)
-    out_video = osp.join(args.out_dir, f'{source.name}.mp4')
-    out_json = osp.join(args.out_dir, f'{source.name}.json')
-    out_png = osp.join(args.out_dir, f'{source.name}_stability.png')
     fps_out = args.fps or source.fps or 30.
     total = source.num_frames
     if args.max_frames:
