@@ -283,3 +283,220 @@ def test_pack_clip_inputs_at_inference_without_keypoints():
                         keypoints_visible=np.ones((1, 3), np.float32)))
     np.testing.assert_allclose(
         out['data_samples'].gt_instances.transformed_keypoints, 32.)
+
+
+# --- MakeMotionClip: realistic motion, detector-like crops, speed blur ---
+
+def _face_size(results):
+    # sqrt(w * h) of the GT landmarks' extent (the NMF normaliser)
+    pts = results['keypoints'][0].astype(np.float64)
+    w, h = pts.max(0) - pts.min(0)
+    return np.sqrt(w * h)
+
+
+def _motion_frames(seed=0, T=5, input_size=(64, 64), **cfg):
+    make = TRANSFORMS.build(dict(type='MakeMotionClip', **cfg))
+    affine = TRANSFORMS.build(
+        dict(type='ShiftedTopdownAffine', input_size=input_size))
+    results = dict(synthetic_results(), clip_len=T, clip_seed=seed)
+    return [affine(f) for f in make(results)['frames']]
+
+
+_STRAIGHT = dict(still_prob=0., speed=(3., 3.), acceleration=0.,
+                 rotation_speed=0., scale_speed=0., jitter_center=0.,
+                 jitter_size=0.)
+
+
+def test_motion_clip_pure_translation_of_the_crop():
+    """Crop motion at 3 % of the face size per frame, straight: the GT in
+    the crop moves by exactly -3 % x face x (64 / 90) input px per frame
+    (bbox 90 x 70 made square 90 x 90 for the 64 x 64 input)."""
+    frames = _motion_frames(T=5, face_motion_prob=0., **_STRAIGHT)
+    step = 0.03 * _face_size(synthetic_results()) * 64 / 90
+    tk = np.stack([f['transformed_keypoints'][0] for f in frames])
+    moved = tk - tk[0]
+    # every landmark moves by the same vector, t steps of length `step`
+    np.testing.assert_allclose(moved, moved[:, :1].repeat(5, 1), atol=1e-3)
+    np.testing.assert_allclose(np.linalg.norm(moved[:, 0], axis=1),
+                               step * np.arange(5), atol=1e-3)
+    direction = moved[1, 0] / step
+    np.testing.assert_allclose(moved[:, 0], np.outer(np.arange(5), direction)
+                               * step, atol=1e-3)
+    # the source keypoints (the face) do not move; the velocity is the face's
+    # relative to the crop, image px per frame
+    for f in frames:
+        np.testing.assert_array_equal(f['keypoints'],
+                                      synthetic_results()['keypoints'])
+        np.testing.assert_allclose(
+            f['image_velocity'], direction * step * 90 / 64, atol=1e-4)
+        assert f['motion_kind'] == 'moving+crop' and 'face_warp' not in f
+
+
+@pytest.mark.parametrize('lag', [0, 1])
+def test_motion_clip_pure_translation_of_the_face(lag):
+    """Face motion: the image-space GT moves by 3 % of the face size per
+    frame; a box that follows with lag 0 keeps the crop GT still, with lag 1
+    the crop GT is one step ahead from frame 1 on."""
+    frames = _motion_frames(T=4, face_motion_prob=1., crop_lag=lag,
+                            **_STRAIGHT)
+    src = synthetic_results()['keypoints'][0]
+    step = 0.03 * _face_size(synthetic_results())
+    kp = np.stack([f['keypoints'][0] for f in frames]) - src
+    np.testing.assert_allclose(np.linalg.norm(kp, axis=2),
+                               np.outer(step * np.arange(4), np.ones(5)),
+                               atol=1e-3)
+    v = kp[1, 0]
+    tk = np.stack([f['transformed_keypoints'][0] for f in frames])
+    expected = np.zeros_like(tk)
+    if lag == 1:
+        expected[1:] = v * 64 / 90
+    np.testing.assert_allclose(tk - tk[0], expected, atol=1e-3)
+    assert all(f['motion_kind'] == 'moving+face' for f in frames)
+    np.testing.assert_allclose(frames[2]['image_velocity'], v, atol=1e-4)
+
+
+@pytest.mark.parametrize('seed', range(6))
+def test_motion_clip_crop_affine_is_exact(seed):
+    """With rotation, scale, jitter and both kinds of motion, ``crop_affine``
+    maps the frame's image-space GT onto ``transformed_keypoints`` (1e-4 px),
+    equals MMPose's warp of the frame's box (what the head rebuilds from the
+    metainfo), and the crop equals TopdownAffine's crop of the source warped
+    explicitly by ``face_warp``."""
+    frames = _motion_frames(seed, T=4, still_prob=0.,
+                            face_motion_prob=0.5, rotation_speed=5.,
+                            scale_speed=0.05)
+    from mmpose.structures.bbox import get_warp_matrix
+    plain = TRANSFORMS.build(dict(type='TopdownAffine', input_size=(64, 64)))
+    src = synthetic_results()
+    for f in frames:
+        A = f['crop_affine']
+        assert A.shape == (2, 3)
+        mapped = f['keypoints'][0] @ A[:, :2].T + A[:, 2]
+        np.testing.assert_allclose(mapped, f['transformed_keypoints'][0],
+                                   atol=1e-4)
+        np.testing.assert_allclose(
+            get_warp_matrix(f['input_center'], f['input_scale'],
+                            float(f['bbox_rotation'][0]), (64, 64)), A,
+            atol=1e-4)
+        if 'face_warp' in f:
+            warped = cv2.warpAffine(src['img'], f['face_warp'], (200, 160))
+            ref = plain(dict(src, img=warped, bbox_center=f['bbox_center'],
+                             bbox_scale=f['bbox_scale'],
+                             bbox_rotation=f['bbox_rotation']))
+            diff = np.abs(ref['img'].astype(int) - f['img'].astype(int))
+            assert diff[8:-8, 8:-8].mean() < 1.5
+
+
+def test_motion_clip_speeds_and_still_clips():
+    """The first step of a moving clip is its drawn speed, within `speed`
+    (% of the face size); near-still clips stay under `still_speed`."""
+    t = TRANSFORMS.build(dict(type='MakeMotionClip', still_prob=0.5))
+    speeds = dict(still=[], moving=[])
+    for seed in range(200):
+        m = t.sample_motion(6, 100., seed=seed)
+        speeds[m['kind'].split('+')[0]].append(
+            np.linalg.norm(m['translation'][1]))
+        if m['kind'].startswith('still'):
+            assert np.all(m['rotation'] == 0) and np.all(m['log_scale'] == 0)
+    moving, still = np.array(speeds['moving']), np.array(speeds['still'])
+    assert 60 < len(moving) < 140
+    assert moving.min() >= 0.5 - 1e-9 and moving.max() <= 8. + 1e-9
+    assert 1. < np.median(moving) < 3.  # log-uniform: median 2 %
+    assert still.max() <= 0.25 + 1e-9
+
+
+def test_motion_clip_is_seeded():
+    a = _motion_frames(3, T=5)
+    b = _motion_frames(3, T=5)
+    c = _motion_frames(4, T=5)
+    for fa, fb in zip(a, b):
+        np.testing.assert_array_equal(fa['img'], fb['img'])
+        np.testing.assert_array_equal(fa['crop_affine'], fb['crop_affine'])
+    assert not np.array_equal(a[2]['crop_affine'], c[2]['crop_affine'])
+    # without clip_seed: the global numpy RNG (training workers seed it)
+    make = TRANSFORMS.build(dict(type='MakeMotionClip'))
+    draws = []
+    for _ in range(2):
+        np.random.seed(7)
+        frames = make(dict(synthetic_results(), clip_len=3))['frames']
+        draws.append(np.stack([f['bbox_center'] for f in frames]))
+    np.testing.assert_array_equal(draws[0], draws[1])
+
+
+@pytest.mark.parametrize('key,value', [
+    ('still_prob', 1.5), ('speed', (0., 3.)), ('speed', (4., 2.)),
+    ('speed', 3.), ('still_speed', -1.), ('acceleration', -0.1),
+    ('rotation_speed', 90.), ('scale_speed', 2.), ('face_motion_prob', -0.5),
+    ('crop_lag', 1.5), ('crop_lag', -1), ('jitter_center', -2.),
+    ('jitter_size', 'big')
+])
+def test_motion_clip_bad_options(key, value):
+    with pytest.raises(ValueError, match=f'MakeMotionClip.{key}'):
+        TRANSFORMS.build(dict(type='MakeMotionClip', **{key: value}))
+
+
+def test_shifted_topdown_affine_rejects_a_non_similarity_face_warp():
+    results = dict(synthetic_results(),
+                   face_warp=np.array([[1., 0.5, 0.], [0., 1., 0.]]))
+    with pytest.raises(ValueError, match='similarity'):
+        TRANSFORMS.build(dict(type='ShiftedTopdownAffine',
+                              input_size=(64, 64)))(results)
+
+
+def _speed_blur(velocity, exposure=1.):
+    t = TRANSFORMS.build(
+        dict(type='VideoDegradation', brightness=None, gaussian_blur=None,
+             gaussian_noise=None, jpeg=None,
+             motion_blur=dict(prob=1., exposure=(exposure, exposure))))
+    img = np.zeros((41, 41), np.float32)
+    img[20, 20] = 1000.
+    results = dict(img=img, crop_affine=np.array([[2., 0., 0.],
+                                                  [0., 2., 0.]]))
+    if velocity is not None:
+        results['image_velocity'] = np.array(velocity, np.float32)
+    return t(results)['img']
+
+
+def test_motion_blur_is_tied_to_speed():
+    """exposure 1, crop scale 2: a frame moving (0, v) image px per frame is
+    blurred along y over 2v input px; faster is longer; still is sharp."""
+    for v, extent in ((1.5, 3), (2., 5), (3.5, 7)):
+        # length 2v; an even length is an odd kernel with half-weight ends
+        out = _speed_blur((0., v))
+        rows, cols = np.nonzero(out > 1.)
+        assert set(cols) == {20}  # vertical streak
+        assert rows.max() - rows.min() + 1 == extent
+        np.testing.assert_allclose(out.sum(), 1000., rtol=1e-3)
+        # centred on the dot: blur does not move the face
+        np.testing.assert_allclose((out.sum(1) * np.arange(41)).sum() / 1000.,
+                                   20., atol=1e-3)
+    out = _speed_blur((3., 0.))
+    rows, cols = np.nonzero(out > 1.)
+    assert set(rows) == {20} and cols.max() - cols.min() + 1 == 7
+    lengths = [np.count_nonzero(_speed_blur((v, v)) > 1.) for v in (1, 3, 6)]
+    assert lengths[0] < lengths[1] < lengths[2]
+    assert np.count_nonzero(_speed_blur(None) > 1.) == 1  # no velocity: still
+    with pytest.raises(KeyError, match='crop_affine'):
+        TRANSFORMS.build(dict(type='VideoDegradation',
+                              motion_blur=dict(prob=1., exposure=(1, 1))))(
+                                  dict(img=np.zeros((8, 8), np.float32),
+                                       image_velocity=np.ones(2)))
+    with pytest.raises(ValueError, match='exposure'):
+        TRANSFORMS.build(dict(type='VideoDegradation',
+                              motion_blur=dict(prob=1., speed=(1, 1))))
+
+
+def test_pack_clip_inputs_packs_the_crop_affine():
+    pipeline = [
+        dict(type='MakeMotionClip'),
+        dict(type='ApplyToFrames',
+             transforms=[dict(type='ShiftedTopdownAffine',
+                              input_size=(32, 32))]),
+        dict(type='PackClipInputs'),
+    ]
+    results = dict(synthetic_results(), clip_len=3, clip_seed=0)
+    for t in pipeline:
+        results = TRANSFORMS.build(t)(results)
+    for s in results['data_samples']:
+        assert np.asarray(s.crop_affine).shape == (2, 3)
+        assert np.asarray(s.bbox_rotation).shape == (1, )

@@ -1,6 +1,6 @@
 # Copyright (c) mmstable authors. All rights reserved.
 import copy
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 from mmcv.transforms import BaseTransform
@@ -95,14 +95,21 @@ class MakeShiftedClip(BaseTransform):
                 [np.zeros((1, 2)), np.cumsum(steps, axis=0)], axis=0)
         return shifts.astype(np.float32)
 
+    def frame_updates(self, results: Dict, clip_len: int) -> List[Dict]:
+        """The per-frame keys of one clip: T dicts merged into the T frame
+        copies of ``results``. Subclasses (:class:`MakeMotionClip`) override
+        it to draw other per-frame geometry."""
+        shifts = self.sample_shifts(clip_len, results.get('clip_seed'))
+        return [dict(input_shift=shift) for shift in shifts]
+
     def transform(self, results: Dict) -> Dict:
         if 'clip_len' not in results:
             raise KeyError(
-                'MakeShiftedClip needs results["clip_len"] (T), which '
-                'ImageSequenceDataset sets; use it inside an '
+                f'{self.__class__.__name__} needs results["clip_len"] (T), '
+                'which ImageSequenceDataset sets; use it inside an '
                 'ImageSequenceDataset pipeline.')
         clip_len = int(results['clip_len'])
-        shifts = self.sample_shifts(clip_len, results.get('clip_seed'))
+        updates = self.frame_updates(results, clip_len)
         frames = []
         for t in range(clip_len):
             # The image is only read by the per-frame warp; everything else
@@ -112,7 +119,7 @@ class MakeShiftedClip(BaseTransform):
                 for k, v in results.items()
             }
             frame['frame_id'] = t
-            frame['input_shift'] = shifts[t]
+            frame.update(updates[t])
             frames.append(frame)
         results['frames'] = frames
         return results

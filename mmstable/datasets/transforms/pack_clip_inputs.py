@@ -12,7 +12,8 @@ _MMPOSE_META_KEYS = inspect.signature(
     PackPoseInputs).parameters['meta_keys'].default
 
 #: Clip metainfo added to MMPose's meta keys (docs/conventions.md §1).
-CLIP_META_KEYS = ('video_id', 'frame_id', 'clip_len', 'input_shift', 'scenario')
+CLIP_META_KEYS = ('video_id', 'frame_id', 'clip_len', 'input_shift', 'scenario',
+                  'crop_affine', 'bbox_rotation')
 
 
 @TRANSFORMS.register_module()
@@ -30,8 +31,12 @@ class PackClipInputs(PackPoseInputs):
 
     Args:
         meta_keys (Sequence[str]): Defaults to MMPose's meta keys plus
-            ``video_id``, ``frame_id``, ``clip_len`` and ``input_shift`` (the
-            input-space shift drawn by :class:`MakeShiftedClip`, when any).
+            ``video_id``, ``frame_id``, ``clip_len``, ``input_shift`` (the
+            input-space shift drawn by :class:`MakeShiftedClip`, when any),
+            ``scenario``, ``crop_affine`` (2x3, the frame's image -> input
+            pixels, set by :class:`ShiftedTopdownAffine`; absent after plain
+            ``TopdownAffine``, where ``input_center`` / ``input_scale``
+            describe the crop) and ``bbox_rotation``.
         pack_transformed (bool): Pack ``transformed_keypoints`` (input space)
             into ``gt_instances``; the refine head needs them. Defaults to
             ``True`` (MMPose's default is ``False``).
