@@ -6,12 +6,13 @@
 # - creates .venv (git-ignored) and installs the pins from requirements/*.txt:
 #   torch 2.13.0 (registry build), torchvision 0.28.0, mmcv 2.1.0 with ops, mmengine 0.10.7,
 #   mmpose 1.3.2 + mmdet 3.3.0 (--no-deps), numpy<2, opencv-python 4.10.0.84, setuptools>=77,<81,
+#   openmim 0.3.9 with pandas 2.3.3 / opendatalab 0.0.9 (requirements/openmim.txt),
 #   and mmstable in editable mode;
 # - takes mmcv from a wheelhouse when one is given (default: ../shared/wheelhouse if it exists) or
 #   from the wheel cache ($MMSTABLE_WHEEL_CACHE, default ~/.cache/mmstable/wheels); otherwise builds
 #   it from source (~25 min on 2 cores) and keeps the built wheel in that cache;
 # - on a ready .venv whose requirement files are unchanged it only re-runs the import check;
-# - exits non-zero with a plain message when the final import check fails.
+# - exits non-zero with a plain message when the final import check (or `mim list`) fails.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,7 +25,7 @@ while [ $# -gt 0 ]; do
     --wheelhouse) WHEELHOUSE="$2"; shift 2 ;;
     --python) PYTHON="$2"; shift 2 ;;
     --force) FORCE=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "setup_env.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -40,6 +41,13 @@ check_imports() {
     echo "setup_env.sh: the final check failed: python -c '$CHECK'" >&2
     tail -n 5 "$VENV/import-check.log" >&2
     echo "setup_env.sh: full log in $VENV/import-check.log; re-run with --force to reinstall." >&2
+    return 1
+  fi
+  # `mim list` imports pandas: a pandas built for another numpy fails here, not at import time.
+  if ! "$VENV/bin/mim" list >"$VENV/mim-check.log" 2>&1; then
+    echo "setup_env.sh: \`$VENV/bin/mim list\` failed (pins in requirements/openmim.txt):" >&2
+    tail -n 5 "$VENV/mim-check.log" >&2
+    echo "setup_env.sh: re-run with --force to reinstall." >&2
     return 1
   fi
   echo "setup_env.sh: .venv ready ($("$VENV/bin/python" -c 'import torch, mmcv, mmpose, mmengine; print(f"torch {torch.__version__}, mmcv {mmcv.__version__}, mmengine {mmengine.__version__}, mmpose {mmpose.__version__}")'))"
@@ -59,7 +67,7 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 
 echo "setup_env.sh: installing torch/torchvision (first time: ~4 min, 4.8 GB)"
 "${PIP[@]}" install -q -r "$ROOT/requirements/torch.txt" -r "$ROOT/requirements/runtime.txt" \
-  -r "$ROOT/requirements/tests.txt"
+  -r "$ROOT/requirements/tests.txt" -r "$ROOT/requirements/openmim.txt"
 # Guard against the local CPU torch sneaking in: torchvision would not import with it.
 "$VENV/bin/python" -c 'import torchvision' || {
   echo "setup_env.sh: torchvision does not import with the installed torch (the local +cpu build?)." >&2
