@@ -193,3 +193,30 @@ def test_bad_shapes(shapes, match):
 def test_bad_args(kwargs):
     with pytest.raises(ValueError, match='JitterLoss'):
         JitterLoss(**kwargs)
+
+
+def test_mean_over_real_frames_only():
+    """Clip 0 has 2 real frames, clip 1 one real frame and one padded frame
+    (mask 0, garbage values). K=1, 2x2 maps, target 1 at one pixel of each
+    real frame, prediction 0: GM = 1 / (1 + 1) = 0.5 at one pixel of 4, Psi
+    = 0 (both real frames of clip 0 equal), so the loss is 0.5 / 4 = 0.125
+    averaged over the 3 real frames, whatever the padded frame holds (the
+    mean over all 4 frames would be 0.09375)."""
+    s = torch.zeros(2, 2, 1, 2, 2)
+    s_hat = torch.zeros(2, 2, 1, 2, 2)
+    s_hat[:, :, 0, 0, 0] = 1.
+    s[1, 1] = 123.  # padding
+    s_hat[1, 1] = -7.
+    keypoints = torch.zeros(2, 2, 1, 2)
+    mask = torch.tensor([[True, True], [True, False]])[..., None, None, None]
+    loss = JitterLoss()(s, s_hat, torch.ones(2, 2, 1), keypoints, mask=mask)
+    assert loss.item() == pytest.approx(0.125, abs=1e-6)
+    # the same frames without the padded one: the same value
+    single = JitterLoss()(s[1, :1], s_hat[1, :1], torch.ones(1, 1))
+    assert single.item() == pytest.approx(0.125, abs=1e-6)
+    # a pixel mask that keeps some pixel of every frame: still the plain mean
+    # over all B*T*K*H*W elements, as KeypointMSELoss
+    pixel = torch.ones(1, 1, 1, 2, 2)
+    pixel[..., 1, 1] = 0.
+    loss = JitterLoss()(s[:1], s_hat[:1], None, keypoints[:1], mask=pixel)
+    assert loss.item() == pytest.approx(0.125, abs=1e-6)

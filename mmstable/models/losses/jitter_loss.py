@@ -37,8 +37,11 @@ class JitterLoss(nn.Module):
     with ``Psi_0 = 0`` (no previous frame). The paper's eq. 2 is
     ``Psi * GM``; eq. 8 adds the plain pixel term ``lambda * GM``, which
     keeps the first frame and static clips (``Psi = 0``) supervised. The
-    loss is the mean over all B·T·K·H·W elements, like MMPose's
-    ``KeypointMSELoss``, times ``loss_weight``.
+    loss is the mean over the K·H·W elements of every real frame, like
+    MMPose's ``KeypointMSELoss``, times ``loss_weight``: with a ``mask``,
+    a frame whose mask is 0 everywhere (a padded frame of a shorter clip in
+    the batch) is neither summed nor counted; without one, all B·T frames
+    count.
 
     Units and defaults (one table: ``docs/conventions.md`` §3): ``u``,
     ``u_hat`` and ``xi`` are heatmap pixels (0-based, ``docs/conventions.md``
@@ -178,9 +181,13 @@ class JitterLoss(nn.Module):
         if weights is not None:
             factor = factor * weights
         loss = gm * factor[..., None, None]
-        if mask is not None:
-            loss = loss * mask
-        return loss.mean() * self.loss_weight
+        if mask is None:
+            return loss.mean() * self.loss_weight
+        # the mean over real frames only: a frame whose mask is 0 everywhere
+        # (a padded frame of a shorter clip) is neither summed nor counted
+        real = (mask != 0).flatten(2).any(-1).expand(B, T)
+        count = real.sum() * loss[0, 0].numel()
+        return (loss * mask).sum() / count.clamp(min=1) * self.loss_weight
 
     def _check_shapes(
         self, output: Tensor, target: Tensor, target_weights: Optional[Tensor],
