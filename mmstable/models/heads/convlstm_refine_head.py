@@ -3,6 +3,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from mmengine.structures import PixelData
 from torch import Tensor, nn
 
@@ -14,10 +15,11 @@ from mmpose.utils.tensor_utils import to_numpy
 from mmpose.utils.typing import (ConfigType, Features, OptConfigType,
                                  OptSampleList, Predictions)
 
-from mmstable.structures import clip_mask, pad_clips, split_clips, unpad_clips
+from mmstable.structures import (MOTION_MODES, TrackState, apply_affine,
+                                 clip_mask, crop_affine_from_metainfo,
+                                 heatmap_affine, pad_clips, split_clips,
+                                 unpad_clips)
 from ..layers import ConvLSTMCell, TiedGroupConv1x1, TiedGroupConvLSTMCell
-
-State = Tuple[Tensor, Tensor]
 
 
 @MODELS.register_module()
@@ -27,28 +29,40 @@ class ConvLSTMRefineHead(BaseHead):
 
     For frame t with base heatmaps ``o_t = base_head(feats_t)``::
 
-        h_t, c_t = ConvLSTM(h_{t-1}, c_{t-1}, P(o_t))
+        h', c'   = W_t(h_{t-1}, c_{t-1})          # state follows the face
+        h_t, c_t = ConvLSTM(h', c', P(o_t))
         s_t      = o_t + Δ(h_t)
 
-    ``P`` is an optional 1×1 input bottleneck and ``Δ`` a 1×1 output layer,
-    zero-initialised so that an untrained refiner returns ``o_t`` exactly
-    (fine-tuning starts from the image model). The base head is built from its
-    MMPose config and, frozen by
+    ``W_t`` carries the state from the previous frame's heatmap pixels into
+    frame t's (:class:`~mmstable.structures.TrackState`): the two crops'
+    affine transforms (metainfo ``crop_affine``, or MMPose's
+    ``input_center`` / ``input_scale``, see
+    :func:`~mmstable.structures.crop_affine_from_metainfo`) composed with the
+    face's own motion, a similarity fitted to the frozen model's raw
+    keypoints of the two frames. Without it the state lives in the crop: a
+    jittering detector box is smoothed *in the crop* and, mapped back to the
+    image, added to the landmarks, and a moving face leaves a trail.
+    ``Δ`` is zero-initialised so that an untrained refiner returns ``o_t``
+    exactly (fine-tuning starts from the image model). The base head is
+    built from its MMPose config and, frozen by
     :class:`~mmstable.models.StableTopdownPoseEstimator`, runs under
     ``torch.no_grad()``.
 
     Two cell layouts:
 
-    - ``share_across_keypoints=False`` (default): one cell over all K maps,
-      ``P``: K → ``bottleneck_channels``, cell → ``hidden_channels``,
-      ``Δ``: hidden → K. Sees the whole face (landmarks stabilise each
-      other) at a cost independent of K but for the two 1×1 layers.
-    - ``share_across_keypoints=True``: every heatmap is a 1-channel sequence
-      with its own state (``hidden_channels`` per landmark), all K share one
-      cell (:class:`TiedGroupConvLSTMCell`, one grouped convolution) and
-      ``Δ`` sees ``(h_t, o_t)`` of its landmark, so ``s_t`` can blend the
-      current map with the remembered ones — a learnt per-landmark temporal
-      smoother; cost grows with K·hidden.
+    - ``share_across_keypoints=True`` (default): every heatmap is a
+      1-channel sequence with its own state (``hidden_channels`` per
+      landmark), all K share one cell (:class:`TiedGroupConvLSTMCell`,
+      starting as a moving average of its map) and ``Δ`` sees
+      ``(h_t, P(o_t))`` of its landmark, so ``s_t`` can blend the current
+      map with the remembered ones — a learnt per-landmark temporal
+      smoother. To stay cheap (docs/conventions.md §5) the cell runs at
+      ``1/state_stride`` of the heatmap resolution: ``P`` = average pooling,
+      ``Δ`` is upsampled bilinearly and added at full resolution.
+    - ``share_across_keypoints=False``: the paper's plain ConvLSTM, one cell
+      over all K maps, ``P``: K → ``bottleneck_channels``, cell →
+      ``hidden_channels``, ``Δ``: hidden → K. With ``warp_state=False``,
+      ``state_stride=1``, ``hidden_channels=16`` it is the original design.
 
     Clips and recurrent state follow docs/conventions.md §1: frames arrive as
     (B·T, ...) in clip-major order; :meth:`loss` resets the state at each
@@ -58,7 +72,8 @@ class ConvLSTMRefineHead(BaseHead):
     continues its video's state iff its first ``frame_id`` follows the
     video's last one by 1..``max_frame_gap`` (frames without ``video_id``
     always reset; frames without ``clip_len`` count as 1-frame clips); a
-    video absent from a call has ended and its state is dropped. With
+    video absent from a call has ended and its state is dropped. Frames
+    without crop information get the identity crop. With
     ``test_cfg=dict(output_raw=True)`` the frozen model's own landmarks are
     added as ``pred_instances.raw_keypoints`` / ``raw_keypoint_scores``.
     :meth:`forward` without
@@ -68,11 +83,21 @@ class ConvLSTMRefineHead(BaseHead):
     Args:
         base_head (dict): config of the MMPose heatmap head (e.g. the
             ``HeatmapHead`` of an MMPose config) whose heatmaps are refined.
-        hidden_channels (int): channels of ``h`` and ``c``.
+        hidden_channels (int): channels of ``h`` and ``c`` (per landmark
+            when ``share_across_keypoints``).
         kernel_size (int): kernel of the gate convolution.
         share_across_keypoints (bool): cell layout, see above.
         bottleneck_channels (int, optional): output channels of ``P``
             (cross-keypoint layout only); ``None`` feeds the K maps directly.
+        state_stride (int): the cell's resolution is the heatmap's divided
+            by this (1 = full resolution); the heatmap size must be a
+            multiple of it.
+        warp_state (bool): carry the state into each frame's crop and
+            follow the face (``W_t`` above); ``False`` keeps it in crop
+            coordinates (the paper; for ablations).
+        motion_compensation (str): the face motion ``S_t`` in ``W_t``:
+            ``'similarity'`` (default), ``'translation'`` or ``'none'``
+            (only the crops' difference is undone).
         loss (dict): loss config. A loss whose ``forward`` takes
             ``target_keypoints`` (e.g. ``JitterLoss``) gets clip tensors
             (B, T, K, H, W), weights (B, T, K) (0 on padding) and GT keypoints
@@ -98,14 +123,21 @@ class ConvLSTMRefineHead(BaseHead):
     Checkpoints of the plain MMPose model (``head.final_layer.*``, ...) load
     into the wrapped head (``head.base_head.final_layer.*``): a
     ``load_state_dict`` pre-hook renames keys that belong to the base head.
+    Refiner checkpoints of either layout load into a head of the same
+    layout and ``hidden_channels`` (``state_stride`` / ``warp_state`` have
+    no weights; a checkpoint trained without them should be fine-tuned
+    again).
     """
 
     def __init__(self,
                  base_head: ConfigType,
-                 hidden_channels: int = 16,
+                 hidden_channels: int = 2,
                  kernel_size: int = 3,
-                 share_across_keypoints: bool = False,
+                 share_across_keypoints: bool = True,
                  bottleneck_channels: Optional[int] = 16,
+                 state_stride: int = 2,
+                 warp_state: bool = True,
+                 motion_compensation: str = 'similarity',
                  loss: ConfigType = dict(type='JitterLoss'),
                  decoder: OptConfigType = None,
                  max_frame_gap: int = 1,
@@ -115,7 +147,18 @@ class ConvLSTMRefineHead(BaseHead):
             raise ValueError('ConvLSTMRefineHead: max_frame_gap must be >= 1 '
                              f'(1 = only consecutive frames), got '
                              f'{max_frame_gap}')
+        if motion_compensation not in MOTION_MODES:
+            raise ValueError(
+                f'ConvLSTMRefineHead: motion_compensation must be one of '
+                f'{MOTION_MODES}, got {motion_compensation!r} (model.head.'
+                'motion_compensation in the config)')
+        if not isinstance(state_stride, int) or state_stride < 1:
+            raise ValueError('ConvLSTMRefineHead: state_stride must be an '
+                             f'integer >= 1, got {state_stride!r}')
         self.max_frame_gap = max_frame_gap
+        self.state_stride = state_stride
+        self.warp_state = warp_state
+        self.motion_compensation = motion_compensation
         self.base_head = MODELS.build(base_head)
         num_keypoints = getattr(self.base_head, 'out_channels', None)
         if not isinstance(num_keypoints, int):
@@ -137,6 +180,7 @@ class ConvLSTMRefineHead(BaseHead):
                 init='ema')
             self.out_proj = TiedGroupConv1x1(num_keypoints,
                                              hidden_channels + 1, 1)
+            self.state_channels = num_keypoints * hidden_channels
         else:
             if bottleneck_channels:
                 self.in_proj = nn.Conv2d(num_keypoints, bottleneck_channels, 1)
@@ -148,6 +192,7 @@ class ConvLSTMRefineHead(BaseHead):
             self.out_proj = nn.Conv2d(hidden_channels, num_keypoints, 1)
             nn.init.zeros_(self.out_proj.weight)
             nn.init.zeros_(self.out_proj.bias)
+            self.state_channels = hidden_channels
 
         self.loss_module = MODELS.build(loss)
         loss_args = inspect.signature(self.loss_module.forward).parameters
@@ -165,53 +210,104 @@ class ConvLSTMRefineHead(BaseHead):
         """Forget the test-mode state carried between :meth:`predict` calls:
         of one video / track (``video_id``), or of all (``None``)."""
         if video_id is None:
-            # video_id -> ((h, c), last frame_id)
-            self._states: Dict[object, Tuple[State, int]] = {}
+            self._states: Dict[object, TrackState] = {}
         else:
             self._states.pop(video_id, None)
 
     def refine(self,
                heatmaps: Tensor,
-               state: Optional[State] = None,
-               lengths: Optional[Sequence[int]] = None
-               ) -> Tuple[Tensor, State]:
-        """Run eq. 1 over clips.
+               state: Optional[TrackState] = None,
+               lengths: Optional[Sequence[int]] = None,
+               affines: Optional[Tensor] = None
+               ) -> Tuple[Tensor, TrackState]:
+        """Run eq. 1 over clips, the state following the face.
 
         Args:
             heatmaps (Tensor): base heatmaps ``o``, shape (B, T, K, H, W).
-            state (tuple[Tensor, Tensor], optional): ``(h, c)`` before the
-                first frame, each (B, C, H, W) (C = hidden channels, times K
-                when ``share_across_keypoints``); ``None`` is the initial
+            state (TrackState, optional): the B tracks' state before the
+                first frame (carried into it first); ``None`` is the initial
                 state.
             lengths (Sequence[int], optional): true length of each of the B
                 clips when they are padded at the end; the returned state is
                 taken at each clip's last real frame. ``None``: all T.
+            affines (Tensor, optional): (B, T, 3, 3) image → heatmap pixels
+                of each frame's crop
+                (:func:`~mmstable.structures.heatmap_affine`); ``None``:
+                identity crops.
 
         Returns:
-            tuple: refined heatmaps ``s`` (B, T, K, H, W) and the state after
-            each clip's last frame.
+            tuple: refined heatmaps ``s`` (B, T, K, H, W) and the
+            :class:`TrackState` after each clip's last frame.
         """
         b, t, k, height, width = heatmaps.shape
-        # The 1x1 layers are time-independent: run them on all frames at
-        # once; only the cell is stepped.
-        x = self.in_proj(heatmaps.flatten(0, 1)).unflatten(0, (b, t))
-        hidden, cells = [], []
+        stride = self.state_stride
+        if height % stride or width % stride:
+            raise ValueError(
+                f'ConvLSTMRefineHead: heatmaps of {height}x{width} are not a '
+                f'multiple of state_stride={stride}; set model.head.'
+                'state_stride to a divisor of the heatmap size.')
+        flat = heatmaps.flatten(0, 1)
+        # time-independent layers run on all frames at once; only the cell
+        # (and the state's warp) is stepped
+        x = self.in_proj(flat)
+        if stride > 1:
+            x = F.avg_pool2d(x, stride)
+        x = x.unflatten(0, (b, t))
+        size = x.shape[-2:]
+
+        if self.warp_state:
+            if affines is None:
+                affines = torch.eye(
+                    3, dtype=heatmaps.dtype,
+                    device=heatmaps.device).expand(b, t, 3, 3)
+            affines = affines.to(heatmaps)
+            # padded frames (pad_clips fills 0) get the identity crop
+            eye = torch.eye(3).to(affines)
+            affines = torch.where(
+                torch.linalg.det(affines).abs()[..., None, None] > 1e-12,
+                affines, eye)
+            with torch.no_grad():
+                kpts, scores = _argmax_keypoints(flat.detach())
+                # heatmap pixels -> image space, where S_t is fitted
+                kpts = apply_affine(
+                    torch.linalg.inv(affines.flatten(0, 1)),
+                    kpts).unflatten(0, (b, t))
+                scores = scores.unflatten(0, (b, t))
+        carry = state is not None
+        if state is None:
+            state = TrackState.zeros(b, self.state_channels, size, k,
+                                     heatmaps)
+        hidden, cells, states = [], [], []
         for i in range(t):
-            state = self.cell(x[:, i], state)
-            hidden.append(state[0])
-            cells.append(state[1])
+            if self.warp_state:
+                if carry or i > 0:
+                    state = state.carried_to(affines[:, i], kpts[:, i],
+                                             scores[:, i],
+                                             self.motion_compensation,
+                                             stride)
+                else:
+                    state = TrackState(state.h, state.c, affines[:, i],
+                                       kpts[:, i], scores[:, i])
+            h, c = self.cell(x[:, i], (state.h, state.c))
+            state = TrackState(h, c, state.affine, state.keypoints,
+                               state.scores)
+            hidden.append(h)
+            states.append(state)
         h = torch.stack(hidden, 1).flatten(0, 1)
         if self.share_across_keypoints:
             h = torch.cat([
-                h.view(b * t, k, -1, height, width),
-                heatmaps.view(b * t, k, 1, height, width)
-            ], 2).view(b * t, -1, height, width)
-        delta = self.out_proj(h).view(b, t, k, height, width)
+                h.view(b * t, k, -1, *size),
+                x.reshape(b * t, k, 1, *size)
+            ], 2).view(b * t, -1, *size)
+        delta = self.out_proj(h)
+        if stride > 1:
+            delta = F.interpolate(
+                delta, size=(height, width), mode='bilinear',
+                align_corners=False)
+        delta = delta.view(b, t, k, height, width)
         if lengths is not None and any(n != t for n in lengths):
-            last = torch.as_tensor(lengths, device=heatmaps.device) - 1
-            unit = torch.arange(b, device=heatmaps.device)
-            state = (torch.stack(hidden, 1)[unit, last],
-                     torch.stack(cells, 1)[unit, last])
+            state = TrackState.cat(
+                [states[n - 1].rows(r) for r, n in enumerate(lengths)])
         return heatmaps + delta, state
 
     def _base_forward(self, feats: Features) -> Tensor:
@@ -228,7 +324,8 @@ class ConvLSTMRefineHead(BaseHead):
         Args:
             feats (tuple[Tensor]): features of the B·T frames.
             batch_data_samples (list[PoseDataSample], optional): give the
-                clips (``clip_len``); ``None``: every frame is its own clip.
+                clips (``clip_len``) and crops; ``None``: every frame is its
+                own clip.
 
         Returns:
             Tensor: refined heatmaps (B·T, K, H, W), frame order kept.
@@ -237,8 +334,27 @@ class ConvLSTMRefineHead(BaseHead):
         if batch_data_samples is None:
             return self.refine(heatmaps[:, None])[0][:, 0]
         clips = split_clips(batch_data_samples)
-        refined, _ = self.refine(pad_clips(heatmaps, clips))
+        affines = self.frame_affines(batch_data_samples, heatmaps)
+        refined, _ = self.refine(
+            pad_clips(heatmaps, clips),
+            affines=pad_clips(affines, clips) if self.warp_state else None)
         return unpad_clips(refined, clips)
+
+    def frame_affines(self, batch_data_samples: Sequence,
+                      heatmaps: Tensor) -> Tensor:
+        """(N, 3, 3) image → heatmap-pixel affine of each frame's crop
+        (identity for a frame without crop information)."""
+        heatmap_size = heatmaps.shape[:-3:-1]  # (W, H)
+        input_size = getattr(self.decoder, 'input_size', None)
+        mats = []
+        for d in batch_data_samples:
+            meta = d.metainfo
+            size = meta.get('input_size', input_size)
+            crop = crop_affine_from_metainfo(meta)
+            mats.append(
+                heatmap_affine(crop, size, heatmap_size)
+                if size is not None else np.eye(3))
+        return torch.as_tensor(np.stack(mats)).to(heatmaps)
 
     # ------------------------------------------------------------------ test
     def predict(self,
@@ -289,7 +405,8 @@ class ConvLSTMRefineHead(BaseHead):
 
     def _predict_stateful(self, heatmaps: Tensor,
                           batch_data_samples: Sequence) -> Tensor:
-        """Refine test frames, carrying one state per ``video_id``.
+        """Refine test frames, carrying one :class:`TrackState` per
+        ``video_id``.
 
         The batch is cut into clips (``clip_len``, default 1); clips of one
         video that continue each other form a run. A run continues the
@@ -300,7 +417,7 @@ class ConvLSTMRefineHead(BaseHead):
         """
         runs: List[list] = []  # [video_id, frame indices, continues]
         open_run: Dict[object, int] = {}
-        last = {vid: fid for vid, (_, fid) in self._states.items()}
+        last = {vid: s.frame_id for vid, s in self._states.items()}
         for start, length in split_clips(batch_data_samples,
                                          default_clip_len=1):
             frames = list(range(start, start + length))
@@ -319,41 +436,40 @@ class ConvLSTMRefineHead(BaseHead):
             last[vid] = self._frame_key(batch_data_samples[frames[-1]])[1]
 
         lengths = [len(frames) for _, frames, _ in runs]
-        padded = heatmaps.new_zeros(len(runs), max(lengths),
-                                    *heatmaps.shape[1:])
+        t_max = max(lengths)
+        padded = heatmaps.new_zeros(len(runs), t_max, *heatmaps.shape[1:])
+        affines = None
+        if self.warp_state:
+            frame_affines = self.frame_affines(batch_data_samples, heatmaps)
+            affines = torch.eye(3).to(heatmaps).repeat(len(runs), t_max, 1,
+                                                       1)
         for r, (_, frames, _) in enumerate(runs):
             padded[r, :len(frames)] = heatmaps[frames]
+            if affines is not None:
+                affines[r, :len(frames)] = frame_affines[frames]
         state = None
         if any(continues for _, _, continues in runs):
-            zero = self._zero_state(heatmaps)
-            init = [
-                self._states[vid][0] if continues and self._state_fits(
-                    self._states[vid][0], zero) else zero
+            stride = self.state_stride
+            zero = TrackState.zeros(
+                1, self.state_channels,
+                (heatmaps.shape[-2] // stride, heatmaps.shape[-1] // stride),
+                heatmaps.shape[1], heatmaps)
+            state = TrackState.cat([
+                self._states[vid] if continues
+                and self._states[vid].fits(zero) else zero
                 for vid, _, continues in runs
-            ]
-            state = tuple(torch.cat(parts) for parts in zip(*init))
-        refined, state = self.refine(padded, state, lengths)
+            ])
+        refined, state = self.refine(padded, state, lengths, affines)
 
         out = torch.empty_like(heatmaps)
-        states: Dict[object, Tuple[State, int]] = {}
+        states: Dict[object, TrackState] = {}
         for r, (vid, frames, _) in enumerate(runs):
             out[frames] = refined[r, :len(frames)]
             if vid is not None:
                 # runs are in batch order: a video's last run wins
-                states[vid] = (tuple(s[r:r + 1].detach()
-                                     for s in state), last[vid])
+                states[vid] = state.select(r, vid, last[vid])
         self._states = states
         return out
-
-    def _zero_state(self, heatmaps: Tensor) -> State:
-        channels = self.cell.hidden_channels * (
-            self.out_channels if self.share_across_keypoints else 1)
-        zero = heatmaps.new_zeros(1, channels, *heatmaps.shape[-2:])
-        return zero, zero
-
-    @staticmethod
-    def _state_fits(state: State, zero: State) -> bool:
-        return state[0].shape == zero[0].shape
 
     @staticmethod
     def _frame_key(data_sample) -> Optional[tuple]:
@@ -379,7 +495,12 @@ class ConvLSTMRefineHead(BaseHead):
             True) ``acc_pose``, as :meth:`HeatmapHead.loss`.
         """
         clips = split_clips(batch_data_samples)
-        refined, _ = self.refine(pad_clips(self._base_forward(feats), clips))
+        heatmaps = self._base_forward(feats)
+        affines = self.frame_affines(
+            batch_data_samples, heatmaps) if self.warp_state else None
+        refined, _ = self.refine(
+            pad_clips(heatmaps, clips),
+            affines=None if affines is None else pad_clips(affines, clips))
         pred_frames = unpad_clips(refined, clips)
         gt_heatmaps = torch.stack(
             [d.gt_fields.heatmaps for d in batch_data_samples])
@@ -464,3 +585,32 @@ class ConvLSTMRefineHead(BaseHead):
             if name in base and name not in own:
                 state_dict[prefix + 'base_head.' +
                            key[len(prefix):]] = state_dict.pop(key)
+
+
+def _argmax_keypoints(heatmaps: Tensor) -> Tuple[Tensor, Tensor]:
+    """Cheap decode of the frozen model's maps for the motion fit: argmax
+    with MMPose's quarter-pixel shift towards the higher neighbour
+    (``MSRAHeatmap.decode``), in heatmap pixels.
+
+    Args:
+        heatmaps (Tensor): (N, K, H, W).
+
+    Returns:
+        tuple: keypoints (N, K, 2) and scores (the maxima) (N, K).
+    """
+    n, k, height, width = heatmaps.shape
+    scores, index = heatmaps.flatten(2).max(-1)
+    x, y = index % width, torch.div(index, width, rounding_mode='floor')
+    padded = F.pad(heatmaps, (1, 1, 1, 1), mode='replicate').flatten(2)
+    row = width + 2
+
+    def at(dy, dx):
+        return padded.gather(2, ((y + 1 + dy) * row + x + 1 + dx)[..., None]
+                             )[..., 0]
+
+    inside_x = (x > 0) & (x < width - 1)
+    inside_y = (y > 0) & (y < height - 1)
+    dx = torch.sign(at(0, 1) - at(0, -1)) * 0.25 * inside_x
+    dy = torch.sign(at(1, 0) - at(-1, 0)) * 0.25 * inside_y
+    kpts = torch.stack([x + dx, y + dy], -1).to(heatmaps.dtype)
+    return kpts, scores

@@ -1,0 +1,243 @@
+"""The refiner's recurrent state of a track, and how it follows the face.
+
+The state ``(h, c)`` of :class:`~mmstable.models.ConvLSTMRefineHead` lives
+in the heatmap pixels of the frame it was computed in (docs/conventions.md
+§2, possibly at a reduced resolution, ``stride``). Before the cell steps at
+frame t, the state is warped into frame t's heatmap pixels by::
+
+    W_t = A_t · S_t · A_{t-1}^{-1}          (3×3, homogeneous)
+
+``A`` = image → heatmap-pixel affine of each frame's crop
+(:func:`mmstable.structures.crop.heatmap_affine`), ``S_t`` = the face's own
+motion in image space: a weighted least-squares similarity (Umeyama,
+weights = the frozen model's scores) from the previous frame's raw
+keypoints to the current frame's, both in image space. So the state follows
+the face, not the crop: a crop that jitters moves the state with it, and a
+face that moves drags its memory along instead of leaving a trail.
+
+:class:`TrackState` is the one owner of that state (STYLE.md: "one owner for
+recurrent state"): the head uses it in training (B clips in parallel) and
+in test / streaming mode (one per ``video_id``).
+"""
+from dataclasses import dataclass, replace
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+MOTION_MODES = ('similarity', 'translation', 'none')
+
+
+def fit_similarity(src: Tensor,
+                   dst: Tensor,
+                   weights: Optional[Tensor] = None,
+                   eps: float = 1e-8,
+                   max_scale_change: Optional[float] = None) -> Tensor:
+    """Weighted least-squares similarity (rotation, uniform scale,
+    translation; no reflection) taking ``src`` to ``dst`` — Umeyama's
+    closed form, which in 2-D needs no SVD.
+
+    Args:
+        src, dst (Tensor): points, (N, K, 2).
+        weights (Tensor, optional): (N, K), >= 0 (negatives count as 0);
+            ``None`` = uniform. A row whose weights sum to 0 gets uniform
+            weights; a row whose ``src`` points coincide gets a
+            translation.
+        max_scale_change (float, optional): clamp the fitted scale to
+            [1/m, m] (a face does not halve its size between frames; guards
+            against garbage keypoints).
+
+    Returns:
+        Tensor: (N, 3, 3) homogeneous matrices ``M`` with
+        ``dst ≈ M · [src, 1]``.
+    """
+    w = _normalised_weights(src, weights, eps)
+    mu_s = (w[..., None] * src).sum(1)
+    mu_d = (w[..., None] * dst).sum(1)
+    xs, xd = src - mu_s[:, None], dst - mu_d[:, None]
+    var = (w * (xs**2).sum(-1)).sum(1)
+    a = (w * (xs * xd).sum(-1)).sum(1)
+    b = (w * (xs[..., 0] * xd[..., 1] - xs[..., 1] * xd[..., 0])).sum(1)
+    # coinciding src points, or no correlation at all (scale 0): translation
+    ok = (var > eps) & (a.abs() + b.abs() > eps * var)
+    var = torch.where(ok, var, torch.ones_like(var))
+    a = torch.where(ok, a / var, torch.ones_like(a))
+    b = torch.where(ok, b / var, torch.zeros_like(b))
+    if max_scale_change is not None:
+        scale = torch.hypot(a, b)
+        factor = scale.clamp(1 / max_scale_change, max_scale_change) / scale
+        a, b = a * factor, b * factor
+    mat = src.new_zeros(src.shape[0], 3, 3)
+    mat[:, 0, 0], mat[:, 0, 1] = a, -b
+    mat[:, 1, 0], mat[:, 1, 1] = b, a
+    mat[:, :2, 2] = mu_d - torch.einsum('nij,nj->ni', mat[:, :2, :2], mu_s)
+    mat[:, 2, 2] = 1.
+    return mat
+
+
+def fit_translation(src: Tensor,
+                    dst: Tensor,
+                    weights: Optional[Tensor] = None,
+                    eps: float = 1e-8) -> Tensor:
+    """Weighted mean displacement as a (N, 3, 3) translation matrix."""
+    w = _normalised_weights(src, weights, eps)
+    mat = torch.eye(3, dtype=src.dtype, device=src.device).repeat(
+        src.shape[0], 1, 1)
+    mat[:, :2, 2] = (w[..., None] * (dst - src)).sum(1)
+    return mat
+
+
+def _normalised_weights(src: Tensor, weights: Optional[Tensor],
+                        eps: float) -> Tensor:
+    if weights is None:
+        weights = src.new_ones(src.shape[:2])
+    w = weights.clamp(min=0)
+    total = w.sum(1, keepdim=True)
+    w = torch.where(total > eps, w, torch.ones_like(w))
+    return w / w.sum(1, keepdim=True)
+
+
+def apply_affine(mat: Tensor, points: Tensor) -> Tensor:
+    """``mat`` (N, 3, 3) applied to ``points`` (N, K, 2)."""
+    return torch.einsum('nij,nkj->nki', mat[:, :2, :2],
+                        points) + mat[:, None, :2, 2]
+
+
+def warp_maps(maps: Tensor, matrix: Tensor, stride: int = 1) -> Tensor:
+    """Resample maps so that what was at pixel p is at ``matrix · p``.
+
+    Args:
+        maps (Tensor): (N, C, h, w) in the source frame's heatmap pixels,
+            at resolution ``stride`` (pixel i of a map pooled by ``stride``
+            covers heatmap pixels ``s·i … s·i + s−1``, its centre is
+            ``s·i + (s−1)/2``); pixel centres at integer coordinates
+            (docs/conventions.md §2), hence ``align_corners=True``.
+        matrix (Tensor): (N, 3, 3) source → target heatmap pixels.
+        stride (int): resolution of ``maps`` relative to the heatmap.
+
+    Returns:
+        Tensor: (N, C, h, w) in the target frame's pixels; what comes from
+        outside the source map is 0 (the initial state).
+    """
+    n, _, h, w = maps.shape
+    mat = matrix.to(maps.dtype)
+    if stride != 1:
+        up = maps.new_tensor([[stride, 0., (stride - 1) / 2],
+                              [0., stride, (stride - 1) / 2], [0., 0., 1.]])
+        mat = torch.linalg.inv(up) @ mat @ up
+    norm = maps.new_tensor([[2. / max(w - 1, 1), 0., -1.],
+                            [0., 2. / max(h - 1, 1), -1.], [0., 0., 1.]])
+    # affine_grid maps each *output* location to where it samples the input
+    theta = norm @ torch.linalg.inv(mat) @ torch.linalg.inv(norm)
+    grid = F.affine_grid(theta[:, :2], list(maps.shape), align_corners=True)
+    return F.grid_sample(
+        maps, grid, mode='bilinear', padding_mode='zeros',
+        align_corners=True)
+
+
+def motion_matrix(prev_affine: Tensor,
+                  prev_keypoints: Tensor,
+                  prev_scores: Tensor,
+                  affine: Tensor,
+                  keypoints: Tensor,
+                  scores: Tensor,
+                  mode: str = 'similarity') -> Tensor:
+    """``W_t = A_t · S_t · A_{t-1}^{-1}``: previous → current heatmap pixels.
+
+    Args:
+        prev_affine, affine (Tensor): (N, 3, 3) image → heatmap pixels of
+            the previous / current frame.
+        prev_keypoints, keypoints (Tensor): (N, K, 2) raw keypoints in image
+            space of the previous / current frame.
+        prev_scores, scores (Tensor): (N, K) their scores; the fit weights
+            are their product.
+        mode (str): ``S_t``: ``'similarity'``, ``'translation'`` or
+            ``'none'`` (identity: only the crops' difference is undone).
+    """
+    if mode == 'none':
+        motion = torch.eye(3, dtype=affine.dtype, device=affine.device)
+    else:
+        weights = prev_scores.clamp(min=0) * scores.clamp(min=0)
+        args = (prev_keypoints.to(affine.dtype), keypoints.to(affine.dtype),
+                weights.to(affine.dtype))
+        motion = fit_similarity(
+            *args, max_scale_change=2.) if mode == 'similarity' else \
+            fit_translation(*args)
+    return affine @ motion @ torch.linalg.inv(prev_affine)
+
+
+@dataclass
+class TrackState:
+    """Recurrent state of N tracks (N = 1 for one stored track, B inside a
+    batched step) and the frame it lives in.
+
+    Attributes:
+        h, c (Tensor): cell state, (N, C, h, w), in the heatmap pixels of
+            the frame below (at the head's state resolution).
+        affine (Tensor): (N, 3, 3) image → heatmap pixels of that frame.
+        keypoints (Tensor): (N, K, 2) the frozen model's raw keypoints of
+            that frame, image space.
+        scores (Tensor): (N, K) their scores.
+        video_id: the track (stored tracks only).
+        frame_id (int, optional): that frame's ``frame_id`` (stored tracks).
+    """
+    h: Tensor
+    c: Tensor
+    affine: Tensor
+    keypoints: Tensor
+    scores: Tensor
+    video_id: object = None
+    frame_id: Optional[int] = None
+
+    @classmethod
+    def zeros(cls, num: int, channels: int, size: Sequence[int],
+              num_keypoints: int, like: Tensor) -> 'TrackState':
+        """The initial state of ``num`` tracks (h = c = 0, so any warp of it
+        is the initial state again; identity affine, keypoints at 0)."""
+        zero = like.new_zeros(num, channels, *size)
+        return cls(
+            h=zero, c=zero,
+            affine=torch.eye(3, dtype=like.dtype,
+                             device=like.device).repeat(num, 1, 1),
+            keypoints=like.new_zeros(num, num_keypoints, 2),
+            scores=like.new_zeros(num, num_keypoints))
+
+    @classmethod
+    def cat(cls, states: Sequence['TrackState']) -> 'TrackState':
+        return cls(*(torch.cat([getattr(s, f) for s in states])
+                     for f in ('h', 'c', 'affine', 'keypoints', 'scores')))
+
+    def rows(self, index: int) -> 'TrackState':
+        """Track ``index`` (gradients kept)."""
+        return TrackState(*(getattr(self, f)[index:index + 1]
+                            for f in ('h', 'c', 'affine', 'keypoints',
+                                      'scores')))
+
+    def select(self, index: int, video_id=None,
+               frame_id: Optional[int] = None) -> 'TrackState':
+        """Track ``index`` as a stored (detached) one-track state."""
+        sl = slice(index, index + 1)
+        return TrackState(self.h[sl].detach(), self.c[sl].detach(),
+                          self.affine[sl], self.keypoints[sl],
+                          self.scores[sl], video_id, frame_id)
+
+    def fits(self, other: 'TrackState') -> bool:
+        """Same state and keypoint shapes (per track) as ``other``."""
+        return (self.h.shape[1:] == other.h.shape[1:]
+                and self.keypoints.shape[1:] == other.keypoints.shape[1:])
+
+    def carried_to(self,
+                   affine: Tensor,
+                   keypoints: Tensor,
+                   scores: Tensor,
+                   motion: str = 'similarity',
+                   stride: int = 1) -> 'TrackState':
+        """The state warped into a new frame (see the module docstring),
+        which it then lives in. Args as :func:`motion_matrix`."""
+        matrix = motion_matrix(self.affine, self.keypoints, self.scores,
+                               affine, keypoints, scores, motion)
+        hc = warp_maps(torch.cat([self.h, self.c], 1), matrix, stride)
+        h, c = hc.split(self.h.shape[1], 1)
+        return replace(self, h=h, c=c, affine=affine, keypoints=keypoints,
+                       scores=scores)
