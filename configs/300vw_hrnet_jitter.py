@@ -1,7 +1,7 @@
 # configs/300w_hrnet_jitter.py (MMPose's 300W HRNetV2-W18 and zoo checkpoint: MMPose has no 300VW topdown model)
 # fine-tuned on real clips of the 50 300VW training videos and tested on the 64 test videos, whole videos in
 # frame order, with keys per scenario (S1/NME, S2/MCV, ...). Annotations: tools/dataset_converters/300vw_to_coco.py
-# with --videos train / --videos test; broken frames: the 300VW list as MMPose ships it (broken_frames.npy).
+# with --videos train / --videos test; broken frames: MMPose's list as JSON (dataset_converters/broken_frames_to_json.py).
 _base_ = './300w_hrnet_jitter.py'
 
 model = dict(head=dict(max_frame_gap=2))  # carry the state over a skipped broken frame
@@ -15,7 +15,7 @@ train_pipeline = [
 test_pipeline = [*_base_.clip_level, dict(type='TopdownAffine', input_size=_base_.codec.input_size),
                  dict(type='PackClipInputs')]  # a single frame packs as PackPoseInputs + video_id/frame_id
 _vw = dict(type='VideoClipDataset', data_root='data/300vw/', data_prefix=dict(img=''),
-           broken_frames='data/300vw/broken_frames.npy', _delete_=True)
+           broken_frames='data/300vw/broken_frames.json', _delete_=True)
 train_dataloader = dict(dataset=dict(_vw, ann_file='annotations/train.json', scenario='train', clip_len=8,
                                      max_frame_gap=2, pipeline=train_pipeline))
 test_dataloader = dict(sampler=dict(_delete_=True, type='VideoSampler'), dataset=dict(

@@ -48,6 +48,17 @@ def load_converter():
     return module
 
 
+@pytest.fixture
+def broken_json(mmpose_testdata, tmp_path):
+    """MMPose's pickled 300VW broken_frames.npy converted to JSON (read
+    without unpickling)."""
+    from mmstable.datasets.broken_frames import convert_broken_frames
+    out = str(tmp_path / 'broken_frames.json')
+    convert_broken_frames(
+        osp.join(mmpose_testdata, '300vw', 'broken_frames.npy'), out)
+    return out
+
+
 def vw_cfg(root, **kwargs):
     cfg = dict(type='VideoClipDataset',
                data_root=root,
@@ -141,7 +152,7 @@ def test_scenario_selection(mmpose_testdata):
         DATASETS.build(vw_cfg(root, scenario=4))
 
 
-def test_broken_frames_are_skipped(mmpose_testdata, tmp_path):
+def test_broken_frames_are_skipped(mmpose_testdata, tmp_path, broken_json):
     root = osp.join(mmpose_testdata, '300vw')
     ann_file = with_frame_731(root, tmp_path)
     kept = DATASETS.build(
@@ -153,7 +164,7 @@ def test_broken_frames_are_skipped(mmpose_testdata, tmp_path):
                ann_file=ann_file,
                test_mode=True,
                pipeline=TEST_PIPELINE,
-               broken_frames=osp.join(root, 'broken_frames.npy')))
+               broken_frames=broken_json))
     assert len(skipped) == 3
     assert [skipped.get_data_info(i)['frame_id'] for i in range(3)] == \
         [5, 8, 731]
@@ -215,7 +226,8 @@ def test_read_pts_errors(tmp_path):
         conv.read_pts(str(unclosed))
 
 
-def test_convert_fixture_matches_mmpose(mmpose_testdata, tmp_path):
+def test_convert_fixture_matches_mmpose(mmpose_testdata, tmp_path,
+                                       broken_json):
     """Converting the raw 300VW sample (frames already extracted) gives
     MMPose's annotations, without the broken frame 731 of video 401."""
     conv = load_converter()
@@ -223,7 +235,7 @@ def test_convert_fixture_matches_mmpose(mmpose_testdata, tmp_path):
     out = tmp_path / 'converted.json'
     data = conv.convert(root,
                         str(out),
-                        broken_frames=osp.join(root, 'broken_frames.npy'),
+                        broken_frames=broken_json,
                         extract=False)
     with open(osp.join(root, 'anno_300vw.json')) as f:
         ref = json.load(f)

@@ -1,5 +1,4 @@
 # Copyright (c) mmstable authors. All rights reserved.
-import json
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -8,6 +7,7 @@ from mmengine.dataset import BaseDataset
 
 from mmpose.datasets.datasets.face import Face300VWDataset
 from mmpose.registry import DATASETS
+from .broken_frames import load_broken_frames  # noqa: F401 (re-exported)
 from .image_sequence_dataset import parse_clip_len
 
 # 300VW splits (Shen et al., ICCVW 2015; as in MMPose's
@@ -52,33 +52,6 @@ _VIDEO_SCENARIO = {
     for scenario, videos in SCENARIO_VIDEOS.items() if scenario in (1, 2, 3)
     for video in videos
 }
-
-
-def load_broken_frames(
-        broken_frames: Union[None, str, dict]) -> Dict[str, set]:
-    """300VW broken frames as ``{video_id: {1-based frame numbers}}``.
-
-    Accepts a dict, a ``.npy`` file holding a pickled dict (MMPose's
-    ``tests/data/300vw/broken_frames.npy``) or a ``.json`` file.
-    """
-    if broken_frames is None:
-        return {}
-    if isinstance(broken_frames, str):
-        if broken_frames.endswith('.npy'):
-            data = np.load(broken_frames, allow_pickle=True)
-            data = data.item() if data.ndim == 0 else data
-        elif broken_frames.endswith('.json'):
-            with open(broken_frames) as f:
-                data = json.load(f)
-        else:
-            raise ValueError(f'broken_frames must be a .npy or .json file or '
-                             f'a dict, got {broken_frames!r}')
-        if not isinstance(data, dict):
-            raise ValueError(f'{broken_frames} must hold a dict '
-                             '{video_id: [1-based frame numbers]}, got '
-                             f'{type(data).__name__}')
-        broken_frames = data
-    return {str(k): {int(f) for f in v} for k, v in broken_frames.items()}
 
 
 @DATASETS.register_module()
@@ -128,9 +101,11 @@ class VideoClipDataset(Face300VWDataset):
             scenarios) or ``'test'`` (all 64). ``None`` keeps every video of
             ``ann_file``. Defaults to ``None``.
         broken_frames (str | dict, optional): 300VW frames to skip,
-            ``{video_id: [1-based frame numbers]}`` or a ``.npy`` / ``.json``
-            file holding it (MMPose ships ``broken_frames.npy``). Listed frames
-            are dropped before the file check. Defaults to ``None``.
+            ``{video_id: [1-based frame numbers]}`` or a ``.json`` file
+            holding it. MMPose's pickled ``broken_frames.npy`` is refused
+            (unpickling can run code): convert it once with
+            ``tools/dataset_converters/broken_frames_to_json.py``. Listed
+            frames are dropped before the file check. Defaults to ``None``.
         max_frame_gap (int, optional): Training windows never span two frames
             whose ``frame_id`` differ by more than this (1 = strictly
             consecutive). ``None``: no limit. Defaults to ``None``.

@@ -14,19 +14,23 @@ keypoints with visibility 1, ``center`` = middle of the landmarks' extent,
 ``scale`` = ceil(max(w, h)) / 200 (Face300VWDataset multiplies it by 200),
 ``area`` = w * h. mmstable adds ``video_id`` (folder name) and ``frame_id``
 (0-based: frame 000001 is 0) to each image. Frames listed in
-``--broken-frames`` (MMPose's ``broken_frames.npy``) are skipped.
+``--broken-frames`` (a JSON file ``{video: [1-based frames]}``) are skipped.
+MMPose's pickled ``broken_frames.npy`` is refused (unpickling a data file can
+run code); convert it once with ``broken_frames_to_json.py`` next to this
+file.
 
 Usage::
 
     python tools/dataset_converters/300vw_to_coco.py data/300vw \\
         data/300vw/annotations/train.json --videos train \\
-        --broken-frames data/300vw/broken_frames.npy
+        --broken-frames data/300vw/broken_frames.json
 """
 import argparse
 import json
 import math
 import os
 import os.path as osp
+import sys
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import cv2
@@ -170,7 +174,9 @@ def convert(root: str,
         out_file (str, optional): Where to write the JSON.
         videos: ``None``/``'all'`` (every folder with ``annot/``),
             ``'train'``, ``'test'``, ``'1'``/``'2'``/``'3'`` or a list of ids.
-        broken_frames: ``{video: [1-based frames]}`` or a .npy/.json file.
+        broken_frames: ``{video: [1-based frames]}`` or a .json file
+            holding it (a pickled .npy is refused, see
+            ``mmstable.datasets.broken_frames``).
         img_dir (str): Frame folder inside each video folder.
         ext (str): Frame image extension when extracting.
         extract (bool): Extract frames from ``vid.avi`` when ``img_dir`` has
@@ -244,24 +250,32 @@ def parse_args(argv: Optional[List[str]] = None):
                         help='all | train | test | 1 | 2 | 3 | video ids')
     parser.add_argument('--broken-frames',
                         default=None,
-                        help='.npy/.json {video: [1-based frames]} to skip')
+                        help='.json {video: [1-based frames]} to skip '
+                        '(convert MMPose\'s pickled broken_frames.npy with '
+                        'broken_frames_to_json.py)')
     parser.add_argument('--img-dir', default='imgs')
     parser.add_argument('--ext', default='.png')
     parser.add_argument('--no-extract', action='store_true')
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     videos = args.videos
     if videos is not None and len(videos) == 1:
         videos = videos[0]
-    data = convert(args.root, args.out_file, videos, args.broken_frames,
-                   args.img_dir, args.ext, not args.no_extract)
+    try:
+        data = convert(args.root, args.out_file, videos, args.broken_frames,
+                       args.img_dir, args.ext, not args.no_extract)
+    except (ValueError, OSError) as e:
+        # expected failures (missing, malformed or refused files): one line
+        print(f'300vw_to_coco.py: error: {e}', file=sys.stderr)
+        return 1
     print(f'{len(data["images"])} frames of '
           f'{len({i["video_id"] for i in data["images"]})} videos written to '
           f'{args.out_file}')
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())
