@@ -42,6 +42,38 @@ SPLITS = ('train', 'val', 'test')
 DEFAULT_SPLIT_SIZES = dict(train=(40, 40), val=(4, 60), test=(8, 60))
 FORMAT_VERSION = 1
 
+#: Test scenarios (:class:`FaceVideoGenerator` arguments), all on the same
+#: noisy camera (noise 3) so that they differ in motion only. Landmark speed
+#: (mean over landmarks of the frame-to-frame displacement, % of the face
+#: box's longer side; mean / 95th percentile over frames, 8 videos of 60
+#: frames; read as 25-30 fps video):
+#:
+#: - ``still``: a nearly still face (video call, driver monitoring), the
+#:   demo's original test set: 0.25 / 0.43 % (blinks and mouth mostly).
+#: - ``talking``: full expressions (mouth, blinks, brows), small head
+#:   motion: 0.69 / 1.1 %.
+#: - ``moving``: head turns (yaw ±25°, roll ±15°, pitch ±10°), scale and
+#:   translation at everyday speeds: 1.65 / 2.6 %.
+#: - ``fast``: the same twice as quick, with stronger motion blur (its
+#:   length follows the speed): 4.1 / 6.7 %.
+PRESETS = dict(
+    still=dict(motion=0.1, expression=0.5, noise=3.),
+    talking=dict(motion=0.3, expression=1., noise=3.),
+    moving=dict(motion=1., expression=1., noise=3., speed=0.75),
+    fast=dict(motion=1., expression=1., noise=3., speed=2., blur=1.5),
+)
+
+
+def preset_settings(preset: str) -> dict:
+    """The :class:`FaceVideoGenerator` arguments of test scenario
+    ``preset`` (:data:`PRESETS`)."""
+    if preset not in PRESETS:
+        raise KeyError(f'Unknown synthetic video preset {preset!r}; known: '
+                       f'{sorted(PRESETS)} (mmstable/datasets/synthetic/'
+                       'generator.py PRESETS)')
+    return dict(PRESETS[preset])
+
+
 _IMWRITE_PARAMS = {
     '.jpg': [cv2.IMWRITE_JPEG_QUALITY, 95],
     '.png': [cv2.IMWRITE_PNG_COMPRESSION, 1]
@@ -87,6 +119,10 @@ class FaceVideoGenerator:
             defocus; 0: none.
         motion (float): amplitude of the head motion (0: still head).
         expression (float): amplitude of the expressions (0: neutral face).
+        speed (float): tempo of the head motion: the frequencies of the
+            translation, scale and rotation signals are multiplied by it
+            (amplitudes unchanged), so the head moves ``speed`` times faster
+            (1: the default tempo; expressions and blinks keep theirs).
     """
     image_size: int = 256
     face_size: Tuple[float, float] = (90., 130.)
@@ -94,6 +130,7 @@ class FaceVideoGenerator:
     blur: float = 1.
     motion: float = 1.
     expression: float = 1.
+    speed: float = 1.
 
     def __post_init__(self):
         if self.image_size < 64:
@@ -108,12 +145,23 @@ class FaceVideoGenerator:
         for k in ('noise', 'blur', 'motion', 'expression'):
             if getattr(self, k) < 0:
                 raise ValueError(f'{k} must be >= 0, got {getattr(self, k)}')
+        if not self.speed > 0:
+            raise ValueError(f'speed must be > 0, got {self.speed}')
         self.face_size = (float(lo), float(hi))
+
+    @classmethod
+    def from_preset(cls, preset: str, **overrides) -> 'FaceVideoGenerator':
+        """The generator of a test scenario of :data:`PRESETS`, with any
+        argument overridden."""
+        return cls(**dict(preset_settings(preset), **overrides))
 
     def config(self) -> dict:
         """JSON-able parameters (stored with generated data for caching)."""
         cfg = asdict(self)
         cfg['face_size'] = list(cfg['face_size'])
+        if cfg['speed'] == 1.:
+            # data generated before ``speed`` existed stays valid
+            del cfg['speed']
         return cfg
 
     # -- trajectories ---------------------------------------------------
@@ -131,14 +179,17 @@ class FaceVideoGenerator:
         def sig(freq=(0.005, 0.025)):
             return _smooth_signal(rng, n, freq)
 
+        def head(freq=(0.005, 0.025)):
+            return _smooth_signal(rng, n, tuple(f * self.speed for f in freq))
+
         face_px = rng.uniform(*self.face_size)
         s0 = face_px / (2 * idn.jaw_w)
         m = self.motion
-        log_scale = 0.12 * m * sig()
-        roll = np.radians(15.) * m * sig()
-        yaw = np.radians(25.) * m * sig()
-        pitch = np.radians(10.) * m * sig()
-        dx, dy = sig(), sig()
+        log_scale = 0.12 * m * head()
+        roll = np.radians(15.) * m * head()
+        yaw = np.radians(25.) * m * head()
+        pitch = np.radians(10.) * m * head()
+        dx, dy = head(), head()
         e = self.expression
         mouth = np.clip(1.3 * sig((0.01, 0.05)) - 0.3, 0, 1) * e
         smile = np.clip(0.7 * sig((0.005, 0.03)) + 0.2, -0.3, 1) * e
@@ -230,7 +281,8 @@ def write_split(out_dir: str,
                 generator: Optional[Union[FaceVideoGenerator, dict]] = None,
                 ann_file: Optional[str] = None,
                 img_prefix: str = 'images/',
-                img_ext: str = '.jpg') -> Dict:
+                img_ext: str = '.jpg',
+                video_prefix: Optional[str] = None) -> Dict:
     """Generate ``split`` into ``out_dir`` in MMPose's COCO-style layout.
 
     Writes ``<out_dir>/<img_prefix>/<split>_<video>/<frame><img_ext>`` and the
@@ -242,6 +294,8 @@ def write_split(out_dir: str,
 
     ``img_ext``: ``'.jpg'`` (quality 95, like 300VW's frames: ~30 KB and 1 ms
     per 256x256 frame) or ``'.png'`` (lossless: ~115 KB and ~10 ms).
+    ``video_prefix``: video ids are ``<video_prefix>_<index>`` (default the
+    split's name; a test scenario's preset adds its name, ``test_moving``).
     """
     check_split(split)
     if img_ext not in _IMWRITE_PARAMS:
@@ -263,7 +317,7 @@ def write_split(out_dir: str,
     images, annotations = [], []
     size = generator.image_size
     for v in range(int(num_videos)):
-        video_id = f'{split}_{v:03d}'
+        video_id = f'{video_prefix or split}_{v:03d}'
         video = generator.generate(video_key(seed, split, v), num_frames)
         os.makedirs(osp.join(out_dir, img_prefix, video_id), exist_ok=True)
         for t in range(int(num_frames)):
@@ -296,8 +350,13 @@ def write_split(out_dir: str,
                 seconds=time.perf_counter() - t0)
 
 
-def default_ann_file(split: str) -> str:
-    return f'annotations/face_landmarks_synthetic_{check_split(split)}.json'
+def default_ann_file(split: str, preset: Optional[str] = None) -> str:
+    """``annotations/face_landmarks_synthetic_<split>[_<preset>].json``."""
+    name = check_split(split)
+    if preset is not None:
+        preset_settings(preset)  # validates
+        name = f'{name}_{preset}'
+    return f'annotations/face_landmarks_synthetic_{name}.json'
 
 
 def _annotation(kpts: np.ndarray, img_id: int) -> dict:
