@@ -22,6 +22,8 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmstable  # noqa: E402,F401
+from mmstable.utils import (CheckpointError,  # noqa: E402
+                            allow_partial_load, install_checkpoint_fit_check)
 from mmstable.utils.mmpose_tools import load_mmpose_tool  # noqa: E402
 
 COLUMNS = ('NME', 'MCV', 'MAV', 'MAV_err')
@@ -90,7 +92,14 @@ def main(argv=None):
     runner = Runner.from_cfg(cfg)
     if args.out:
         runner.register_hook(_SaveMetrics(args.out), 'LOWEST')
-    metrics = runner.test()
+    # a checkpoint that does not fit the model is an error, unless the config
+    # says allow_partial_load=True; checkpoint errors: one line, exit 1
+    install_checkpoint_fit_check(runner.model)
+    try:
+        with allow_partial_load(cfg.get('allow_partial_load', False)):
+            metrics = runner.test()
+    except CheckpointError as e:
+        sys.exit(f'tools/test.py: error: {e}')
     table = stability_table(metrics)
     if table and runner.rank == 0:
         print('\n' + table)

@@ -5,7 +5,19 @@ The flags are MMPose's own (``--work-dir``, ``--resume [CKPT]``, ``--amp``,
 this script parses them with MMPose's ``tools/train.py``. Importing mmstable
 registers its modules and routes every checkpoint load (``load_from``,
 ``--resume``, ``init_cfg=Pretrained``) through the safe loader.
+
+mmstable's additions (logic in :mod:`mmstable.engine.runner`):
+
+- epoch-based training runs in ``ResumableEpochBasedTrainLoop``, so
+  ``--resume`` continues exactly, also from a checkpoint written mid-epoch;
+- ``--resume`` (no path) resumes from the work dir's last checkpoint even
+  when ``load_from`` is set, and starts from ``load_from`` when there is none;
+- a checkpoint that does not fit the model is an error (config key
+  ``allow_partial_load=True`` loads it anyway);
+- ``--launcher pytorch`` without a GPU trains with DDP on CPU (gloo);
+- a missing / corrupt / unsafe / unfitting checkpoint: one line, exit 1.
 """
+import contextlib
 import os.path as osp
 import sys
 
@@ -15,6 +27,10 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmstable  # noqa: E402,F401
+from mmstable.engine.runner import (cpu_distributed,  # noqa: E402
+                                    resolve_auto_resume, use_resumable_loop)
+from mmstable.utils import (CheckpointError,  # noqa: E402
+                            allow_partial_load, install_checkpoint_fit_check)
 from mmstable.utils.mmpose_tools import load_mmpose_tool  # noqa: E402
 
 
@@ -24,28 +40,20 @@ def main(argv=None):
         sys.argv = [sys.argv[0], *argv]
     args = mmpose_train.parse_args()
     cfg = mmpose_train.merge_args(Config.fromfile(args.config), args)
-    if args.launcher != 'none' and not torch.cuda.is_available():
-        _cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    resolve_auto_resume(cfg, args.resume)
+    use_resumable_loop(cfg)
+    distributed = (cpu_distributed(cfg) if args.launcher != 'none'
+                   and not torch.cuda.is_available() else
+                   contextlib.nullcontext())
+    try:
+        with distributed, allow_partial_load(
+                cfg.get('allow_partial_load', False)):
+            runner = Runner.from_cfg(cfg)
+            install_checkpoint_fit_check(runner.model)
+            runner.train()
+    except CheckpointError as e:
+        sys.exit(f'tools/train.py: error: {e}')
     return runner
-
-
-def _cpu_distributed(cfg):
-    """MMEngine's DDP on CPU (gloo): MMEngine 0.10.7 calls
-    ``torch.cuda.set_device(LOCAL_RANK)`` in ``init_dist`` and wraps the model
-    with ``device_ids=[LOCAL_RANK]``; both fail without a GPU."""
-    torch.cuda.set_device = lambda device: None
-    env_cfg = dict(cfg.get('env_cfg') or {})
-    dist_cfg = dict(env_cfg.get('dist_cfg') or {})
-    if dist_cfg.get('backend', 'nccl') == 'nccl':
-        dist_cfg['backend'] = 'gloo'
-    env_cfg['dist_cfg'] = dist_cfg
-    cfg.env_cfg = env_cfg
-    wrapper = cfg.get('model_wrapper_cfg') or dict(
-        type='MMDistributedDataParallel')
-    wrapper.setdefault('device_ids', None)
-    cfg.model_wrapper_cfg = wrapper
 
 
 if __name__ == '__main__':

@@ -1,10 +1,15 @@
-from .checkpoint import (UnsafeCheckpointError, add_safe_globals,
-                         get_safe_globals, install_safe_checkpoint_loader,
-                         safe_load)
+from .checkpoint import (CheckpointError, CheckpointMismatchError,
+                         CorruptCheckpointError, MissingCheckpointError,
+                         UnsafeCheckpointError, add_safe_globals,
+                         allow_partial_load, get_safe_globals,
+                         install_checkpoint_fit_check,
+                         install_safe_checkpoint_loader, safe_load)
 
 install_safe_checkpoint_loader()
 
 __all__ = [
-    'UnsafeCheckpointError', 'add_safe_globals', 'get_safe_globals',
+    'CheckpointError', 'CheckpointMismatchError', 'CorruptCheckpointError',
+    'MissingCheckpointError', 'UnsafeCheckpointError', 'add_safe_globals',
+    'allow_partial_load', 'get_safe_globals', 'install_checkpoint_fit_check',
     'install_safe_checkpoint_loader', 'safe_load'
 ]

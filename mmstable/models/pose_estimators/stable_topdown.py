@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from mmpose.models.pose_estimators import TopdownPoseEstimator
 from mmpose.registry import MODELS
+from mmstable.utils.checkpoint import install_checkpoint_fit_check
 
 
 @MODELS.register_module()
@@ -34,6 +35,8 @@ class StableTopdownPoseEstimator(TopdownPoseEstimator):
                                                   'head.base_head'),
                  **kwargs):
         super().__init__(*args, **kwargs)
+        # a checkpoint that does not fit is an error on every load path
+        install_checkpoint_fit_check(self)
         if isinstance(frozen_modules, str):
             frozen_modules = (frozen_modules, )
         self.frozen_modules = tuple(frozen_modules)
