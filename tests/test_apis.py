@@ -193,8 +193,16 @@ def test_raw_keypoints_are_the_frozen_models(tiny_stable, tiny_plain, video):
     frames, boxes = video
     stable = init_model(*tiny_stable, device='cpu')
     res = StableFaceTracker(stable).update(frames[0], boxes[:1])[0]
-    if res.raw_keypoints is None:
-        pytest.skip('ConvLSTMRefineHead has no test_cfg output_raw yet')
+    # the tracker sets test_cfg['output_raw']: the refiner reports the frozen
+    # model's landmarks, which differ from its refined ones (random refiner)
+    assert res.raw_keypoints is not None and res.raw_keypoints.shape == (68,
+                                                                         2)
+    assert np.abs(res.raw_keypoints - res.keypoints).max() > 1e-3
+    no_raw = StableFaceTracker(
+        init_model(*tiny_stable, device='cpu'),
+        output_raw=False).update(frames[0], boxes[:1])[0]
+    assert no_raw.raw_keypoints is None
+    np.testing.assert_allclose(no_raw.keypoints, res.keypoints, atol=1e-5)
     # the frozen part of the stable model is the plain model: same weights;
     # the head decodes raw heatmaps with its own decoder (PDCCodec here)
     plain = init_model(
@@ -300,15 +308,95 @@ def test_landmark_tracking_crops_from_previous_landmarks(tiny_plain, video):
 def test_max_faces_and_degenerate_boxes(tiny_plain, video):
     frames, boxes = video
     model = init_model(*tiny_plain, device='cpu')
-    tracker = StableFaceTracker(model, max_faces=1)
     small = boxes[0] * np.array([1, 1, 0.5, 0.5])
     bad = np.array([10, 10, 5, 20], np.float32)  # x2 < x1
-    res = tracker.update(
-        frames[0], np.stack([
-            np.r_[small[:4], 0.9], np.r_[boxes[0, :4], 0.9],
-            np.r_[bad, 1.0]]))
-    assert len(res) == 1
+    three = np.stack([np.r_[small[:4], 0.9], np.r_[boxes[0, :4], 0.9],
+                      np.r_[bad, 1.0]])
+    # an invalid box is an error naming the frame and the box ...
+    with pytest.raises(ValueError, match=r'frame 0\): box 2 \[10, 10, 5, '
+                       r'20\] is inverted'):
+        StableFaceTracker(model, max_faces=1).update(frames[0], three)
+    # ... or, with invalid_boxes='skip', dropped with a warning naming it
+    tracker = StableFaceTracker(model, max_faces=1, invalid_boxes='skip')
+    with pytest.warns(UserWarning, match=r'box 2 \[10, 10, 5, 20\] is '
+                      'inverted.*skipped'):
+        res = tracker.update(frames[0], three)
+    assert len(res) == 1  # the larger of the two valid boxes
     np.testing.assert_allclose(res[0].bbox, boxes[0, :4])
+
+
+@pytest.mark.parametrize('box, why', [
+    ([4900, 4900, 5000, 5000], 'lies entirely outside the image'),
+    ([np.nan, 10, 50, 60], 'NaN or inf'),
+    ([50, 10, 10, 60], 'inverted'),
+    ([10, 10, 10, 60], 'zero area'),
+])
+def test_invalid_box_is_an_error_not_landmarks(tiny_plain, video, box, why):
+    """issue 12 item 5: a box outside the image gave landmarks near
+    (4991, 5007); NaN / inverted boxes were dropped silently."""
+    frames, boxes = video
+    tracker = StableFaceTracker(init_model(*tiny_plain, device='cpu'))
+    tracker.update(frames[0], boxes[:1])
+    with pytest.raises(ValueError, match=rf'frame 1\): box 1 .*{why}.*image '
+                       r'96x96'):
+        tracker.update(frames[1], np.stack([boxes[1, :4], box]))
+    # the refused frame does not count: the track continues
+    (res, ) = tracker.update(frames[1], boxes[1:2])
+    assert (tracker.frame_index, res.track_id, res.track_frame) == (1, 0, 1)
+
+
+def test_bad_tracker_options(tiny_plain):
+    model = init_model(*tiny_plain, device='cpu')
+    with pytest.raises(ValueError, match='invalid_boxes'):
+        StableFaceTracker(model, invalid_boxes='drop')
+    with pytest.raises(ValueError, match='max_faces'):
+        StableFaceTracker(model, max_faces=0)
+
+
+def test_image_contract_at_the_tracker(tiny_plain, video):
+    """issue 12 item 4: one rule for every dtype / shape
+    (mmstable.apis.image_input): same landmarks for the same picture,
+    a clear error for what cannot be read unambiguously."""
+    frames, boxes = video
+    model = init_model(*tiny_plain, device='cpu')
+
+    def landmarks(img):
+        return StableFaceTracker(model).update(img, boxes[:1])[0].keypoints
+
+    ref = landmarks(frames[0])
+    np.testing.assert_array_equal(landmarks(frames[0].astype(np.float64)),
+                                  ref)
+    np.testing.assert_array_equal(
+        landmarks(frames[0].astype(np.float32) + 0.3), ref)  # rounds back
+    bgra = np.concatenate([frames[0], np.zeros_like(frames[0][..., :1])], 2)
+    np.testing.assert_array_equal(landmarks(bgra), ref)
+    grey = frames[0][..., 1]
+    grey3 = np.repeat(grey[..., None], 3, axis=2)
+    np.testing.assert_array_equal(landmarks(grey), landmarks(grey3))
+    np.testing.assert_array_equal(landmarks(grey[..., None]),
+                                  landmarks(grey3))
+
+    tracker = StableFaceTracker(model)
+    with pytest.raises(ValueError, match=r'update \(frame 0\).*scaled to '
+                       r'\[0, 1\]'):
+        tracker.update(frames[0] / 255., boxes[:1])
+    for img, match in [(frames[0].astype(np.uint16) * 257, 'uint16'),
+                       (frames[0] > 128, 'bool')]:
+        with pytest.raises(TypeError, match=f'dtype {match}'):
+            tracker.update(img, boxes[:1])
+    assert tracker.frame_index == -1  # refused frames do not count
+
+
+def test_haar_detector_image_contract():
+    frames, _ = synthetic_frames(1, size=128, seed=1)
+    det = HaarFaceDetector()
+    ref = det(frames[0])
+    assert len(ref)
+    np.testing.assert_array_equal(det(frames[0].astype(np.float32)), ref)
+    with pytest.raises(TypeError, match='HaarFaceDetector.*dtype bool'):
+        det(frames[0] > 0)
+    with pytest.raises(ValueError, match='HaarFaceDetector.*scaled'):
+        det(frames[0] / 255.)
 
 
 # ----------------------------------------------------------------- bad input

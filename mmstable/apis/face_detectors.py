@@ -1,7 +1,8 @@
 """Face detectors for :class:`~mmstable.apis.StableFaceTracker`.
 
 A detector is any callable ``frame (H, W, 3) uint8 BGR -> (N, 4) or (N, 5)``
-array of boxes ``x1, y1, x2, y2[, score]`` in image pixels. Two are provided:
+array of boxes ``x1, y1, x2, y2[, score]`` in image pixels. The two here
+accept the images of :func:`mmstable.apis.image_input.check_image`. Two are provided:
 :class:`HaarFaceDetector` (OpenCV's bundled Haar cascade: works offline, no
 weights to download) and :class:`MMDetFaceDetector` (any MMDetection model).
 """
@@ -9,6 +10,8 @@ from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+
+from .image_input import check_image
 
 __all__ = ['HaarFaceDetector', 'MMDetFaceDetector']
 
@@ -45,8 +48,8 @@ class HaarFaceDetector:
         self.min_size = tuple(min_size)
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
-        gray = frame if frame.ndim == 2 else cv2.cvtColor(
-            frame, cv2.COLOR_BGR2GRAY)
+        frame = check_image(frame, 'HaarFaceDetector')
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         boxes = self.cascade.detectMultiScale(
             gray, scaleFactor=self.scale_factor,
             minNeighbors=self.min_neighbors, minSize=self.min_size)
@@ -88,6 +91,7 @@ class MMDetFaceDetector:
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         from mmdet.apis import inference_detector
+        frame = check_image(frame, 'MMDetFaceDetector')
         pred = inference_detector(self.model, frame).pred_instances
         pred = pred.cpu().numpy()
         keep = (pred.scores > self.score_thr) & np.isin(

@@ -27,6 +27,7 @@ from mmpose.apis import inference_topdown
 from mmpose.structures.bbox import bbox_overlaps
 
 from ..evaluation.filters import BaseTemporalFilter, build_filter
+from .image_input import check_boxes, check_image
 
 __all__ = ['StableFaceTracker', 'TrackResult']
 
@@ -146,6 +147,11 @@ class StableFaceTracker:
             (highest score, then largest).
         output_raw (bool): ask an mmstable model for the frozen model's
             landmarks too (sets ``model.test_cfg['output_raw']``).
+        invalid_boxes (str): what to do with a face box (given or
+            detected) that has a NaN/inf value, is inverted or has zero
+            area, or lies entirely outside the frame: ``'error'`` (default:
+            ``ValueError`` naming the frame and the box) or ``'skip'`` (a
+            warning naming them). See :mod:`mmstable.apis.image_input`.
     """
 
     def __init__(self,
@@ -156,7 +162,8 @@ class StableFaceTracker:
                  iou_thr: float = 0.3,
                  track_by: str = 'bbox',
                  max_faces: Optional[int] = None,
-                 output_raw: bool = True):
+                 output_raw: bool = True,
+                 invalid_boxes: str = 'error'):
         for attr in ('cfg', 'dataset_meta'):
             if getattr(model, attr, None) is None:
                 raise ValueError(
@@ -173,6 +180,12 @@ class StableFaceTracker:
         if track_by not in ('bbox', 'landmarks'):
             raise ValueError("StableFaceTracker.track_by must be 'bbox' or "
                              f"'landmarks', got {track_by!r}")
+        if invalid_boxes not in ('error', 'skip'):
+            raise ValueError("StableFaceTracker.invalid_boxes must be 'error'"
+                             f" or 'skip', got {invalid_boxes!r}")
+        if max_faces is not None and max_faces < 1:
+            raise ValueError('StableFaceTracker.max_faces must be >= 1 or '
+                             f'None, got {max_faces}')
         if not 0 <= iou_thr < 1:
             raise ValueError(
                 f'StableFaceTracker.iou_thr must be in [0, 1), got {iou_thr}')
@@ -181,6 +194,7 @@ class StableFaceTracker:
         self.iou_thr = float(iou_thr)
         self.track_by = track_by
         self.max_faces = max_faces
+        self.invalid_boxes = invalid_boxes
         self.stateful = callable(getattr(model.head, 'reset_state', None))
         if output_raw and self.stateful:
             if model.test_cfg is None:
@@ -240,25 +254,32 @@ class StableFaceTracker:
         """Process the next frame.
 
         Args:
-            frame (np.ndarray): (H, W, 3) uint8 BGR image (as OpenCV reads
-                it; (H, W) grey is converted).
+            frame (np.ndarray): (H, W, 3) uint8 BGR image, as OpenCV reads
+                it; float in [0, 255] is rounded to uint8, (H, W) and
+                (H, W, 1) grey and (H, W, 4) BGRA are converted, other dtypes
+                (bool, uint16, float in [0, 1]) are refused
+                (:func:`mmstable.apis.image_input.check_image`).
             bboxes (array-like, optional): (N, 4) or (N, 5) face boxes
                 ``x1, y1, x2, y2[, score]`` in image pixels; an empty array
                 means no face in this frame. ``None``: ask the ``detector``,
                 or without one use the whole frame as one face (as
-                ``inference_topdown`` does).
+                ``inference_topdown`` does). Invalid boxes: see
+                ``invalid_boxes``.
 
         Returns:
             list[TrackResult]: one per face, in the order of the boxes.
         """
-        frame = self._check_frame(frame)
+        # the frame and its boxes are checked before any state changes: a
+        # refused frame does not count
+        where = f'StableFaceTracker.update (frame {self._frame_index + 1})'
+        frame = check_image(frame, where)
+        boxes = self._get_boxes(frame, bboxes, where)
         self._frame_index += 1
         if self._frame_shape is not None and \
                 frame.shape[:2] != self._frame_shape:
             self._tracks = []
         self._frame_shape = frame.shape[:2]
 
-        boxes = self._get_boxes(frame, bboxes)
         matched = self._associate(boxes)
         # unmatched tracks end here; their refiner state is dropped by the
         # head (absent video_id) or by the reset below
@@ -303,35 +324,15 @@ class StableFaceTracker:
         return results
 
     # ------------------------------------------------------------- helpers
-    @staticmethod
-    def _check_frame(frame) -> np.ndarray:
-        if not isinstance(frame, np.ndarray):
-            raise TypeError('StableFaceTracker.update: frame must be a numpy '
-                            f'image, got {type(frame).__name__}')
-        if frame.ndim == 2:
-            frame = np.repeat(frame[..., None], 3, axis=2)
-        if frame.ndim != 3 or frame.shape[2] != 3 or 0 in frame.shape:
-            raise ValueError('StableFaceTracker.update: expected an (H, W, 3) '
-                             f'BGR image, got shape {frame.shape}')
-        return frame
-
-    def _get_boxes(self, frame: np.ndarray, bboxes) -> np.ndarray:
+    def _get_boxes(self, frame: np.ndarray, bboxes, where: str) -> np.ndarray:
         if bboxes is None:
             if self.detector is not None:
                 bboxes = self.detector(frame)
             else:
                 h, w = frame.shape[:2]
                 bboxes = [[0, 0, w, h]]
-        boxes = np.asarray(bboxes, dtype=np.float32)
-        if boxes.size == 0:
-            return np.zeros((0, 5), np.float32)
-        if boxes.ndim != 2 or boxes.shape[1] not in (4, 5):
-            raise ValueError('face boxes must be (N, 4) or (N, 5) '
-                             f'x1, y1, x2, y2[, score]; got {boxes.shape}')
-        if boxes.shape[1] == 4:
-            boxes = np.concatenate([boxes, np.ones((len(boxes), 1))], 1)
-        boxes = boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-                      & np.isfinite(boxes).all(1)]
+        boxes = check_boxes(bboxes, frame.shape[:2], where,
+                            self.invalid_boxes)
         if self.max_faces is not None and len(boxes) > self.max_faces:
             area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
             order = np.lexsort((-area, -boxes[:, 4]))
