@@ -1,0 +1,150 @@
+"""Pareto fronts, the refiner against them, the 'best filter' rule, and the
+ParetoSweep metric; values worked out by hand."""
+import json
+import math
+
+import numpy as np
+import pytest
+from mmpose.registry import METRICS
+
+from mmstable.evaluation import (ParetoSweep, best_on_front, compare_to_front,
+                                 front_value, pareto_front, scenario_summary)
+
+
+def pt(label, nme, nmf, family='Kalman', causal=True):
+    return dict(label=label, family=family, causal=causal, NME=nme, NMF=nmf)
+
+
+# A, B, C form the front; D is dominated by B (2 <= 2.5, 5 <= 6), E by C;
+# F ties C exactly (the first copy is kept); G has no NMF.
+POINTS = [pt('A', 1., 10.), pt('B', 2., 5.), pt('C', 3., 2.),
+          pt('D', 2.5, 6.), pt('E', 4., 2.), pt('F', 3., 2.),
+          pt('G', 1.5, float('nan'))]
+
+
+def test_front_drops_dominated_duplicates_and_nan():
+    assert [POINTS[i]['label'] for i in pareto_front(POINTS)] == \
+        ['A', 'B', 'C']
+    assert pareto_front([]) == []
+
+
+def test_front_value_interpolates_and_respects_the_tolerance():
+    # between A (1, 10) and B (2, 5): 10 − 5·0.5 = 7.5
+    assert front_value(POINTS, 1.5) == pytest.approx(7.5)
+    # between B (2, 5) and C (3, 2) at 2.5: 3.5
+    assert front_value(POINTS, 2.5) == pytest.approx(3.5)
+    # 1 % more accurate than A: the same NME (within 2 %) → A's NMF
+    assert front_value(POINTS, 0.99) == pytest.approx(10.)
+    # 10 % more accurate than every filter: no filter there
+    assert math.isnan(front_value(POINTS, 0.9))
+    # less accurate than C: the front stays at C's NMF
+    assert front_value(POINTS, 5.) == pytest.approx(2.)
+
+
+def test_compare_to_front_gain_above_and_dominated():
+    # (2, 4): front 5 at NME 2 → gain 1 − 4/5 = 0.2
+    s = compare_to_front(pt('R', 2., 4., 'refined'), POINTS)
+    assert s['gain'] == pytest.approx(0.2) and s['dominated_by'] is None
+    assert '20.0% below the best causal filter' in s['text']
+    # (2.5, 4): front 3.5 → gain 1 − 4/3.5 = −0.142857; no point has
+    # NME <= 2.5 and NMF <= 4 → not dominated, but above the front
+    s = compare_to_front(pt('R', 2.5, 4., 'refined'), POINTS)
+    assert s['gain'] == pytest.approx(-0.142857, rel=1e-5)
+    assert s['dominated_by'] is None and '14.3% above' in s['text']
+    # (3.5, 3): C (3, 2) is better in both
+    s = compare_to_front(pt('R', 3.5, 3., 'refined'), POINTS)
+    assert s['dominated_by'] == 'C' and s['text'].startswith('dominated by C')
+    # (0.5, 20): more accurate than any filter → no gain, not dominated
+    s = compare_to_front(pt('R', .5, 20., 'refined'), POINTS)
+    assert math.isnan(s['gain']) and 'not dominated' in s['text']
+
+
+def test_best_on_front_rule():
+    # raw NME 2 → NME <= 2.04: A, B on the front → lowest NMF: B
+    assert best_on_front(POINTS, 2.)['label'] == 'B'
+    # raw NME 2.95 → NME <= 3.009: C qualifies
+    assert best_on_front(POINTS, 2.95)['label'] == 'C'
+    # D (2.5, 6) is not on the front, so never "best"
+    assert best_on_front(POINTS[3:4] + POINTS[:1], 2.6)['label'] == 'D'
+    assert best_on_front(POINTS, 0.5) is None
+
+
+def test_scenario_summary_rows():
+    points = [pt('raw', 2., 8., 'raw'), pt('refined', 2., 4., 'refined'),
+              pt('OneEuro a', 2., 6., 'OneEuro'),
+              pt('OneEuro b', 3., 1., 'OneEuro'),
+              pt('Kalman a', 2.02, 5., 'Kalman'),
+              pt('SavGol', 2., 1., 'SavitzkyGolay', causal=False)]
+    s = scenario_summary(points)
+    assert list(s['rows']) == ['raw', 'best OneEuro', 'best Kalman',
+                               'refined']
+    assert s['rows']['best OneEuro']['label'] == 'OneEuro a'
+    assert s['rows']['best Kalman']['label'] == 'Kalman a'  # 2.02 <= 2.04
+    # causal front: raw (2, 8) and OneEuro a (2, 6) share NME 2 → OneEuro a
+    # and Kalman a (2.02, 5), OneEuro b (3, 1); at NME 2 → 6, gain 1 − 4/6;
+    # the offline SavGol (2, 1) dominates the refiner but is no causal filter
+    assert s['standing']['gain'] == pytest.approx(1 / 3)
+    assert s['standing']['dominated_by'] is None
+
+
+# ParetoSweep on one video: GT constant, landmarks (0, 0) and (256, 64),
+# s = 0.5, d = |(256, 64)| = 263.87876 (keypoint_indices (0, 1)).
+GT = np.tile(np.array([[0., 0.], [256., 64.]]), (3, 1, 1))
+RAW = GT.copy()
+RAW[1:, 0, 0] += 4.  # landmark 0 jumps by 4 px in x at frame 1 and stays
+# raw: e_x = 0, 4, 4 → NMJ_1 = 800, NMJ_2 = 0 → RMS_k 565.685, 0 →
+#   NMF = sqrt(565.685² / 2) = 400; NME_t = 0, 2/d, 2/d → 0.0050523;
+#   AVar: landmark 0 (16 + 0) / (2·2) = 4, landmark 1 0 → MAV 2 = MAV_err.
+# EMA α = 0.5: e_x = 0, 2, 3 → NMJ 400, 200 → NMF = sqrt((400²/2 +
+#   200²/2) / 2) = sqrt(50000) = 223.60680; NME_t = 0, 1/d, 1.5/d →
+#   0.0031577; AVar landmark 0: (4 + 1)/4 = 1.25 → MAV 0.625.
+# refined = GT: NME 0, NMF 0.
+D = math.sqrt(69632.)
+
+
+def sweep_samples(scenario='moving_jittered'):
+    out = []
+    for t in range(3):
+        out.append(dict(
+            video_id='v', frame_id=t, scenario=scenario,
+            pred_instances=dict(keypoints=GT[t][None],
+                                raw_keypoints=RAW[t][None]),
+            gt_instances=dict(keypoints=GT[t][None],
+                              keypoints_visible=np.ones((1, 2)))))
+    return out
+
+
+def test_pareto_sweep_hand_values(tmp_path):
+    out = tmp_path / 'pareto.json'
+    metric = METRICS.build(dict(
+        type='ParetoSweep', extra_pred_keys=dict(Raw='raw_keypoints'),
+        keypoint_indices=(0, 1), out_file=str(out),
+        grids=dict(EMA=[dict(type='EMAFilter', alpha=0.5)],
+                   Gaussian=[dict(type='GaussianFilter', window_size=None,
+                                  sigma=1.)])))
+    assert isinstance(metric, ParetoSweep)
+    metric.process(None, sweep_samples())
+    res = metric.evaluate(3)
+    assert res['pareto/raw/NMF'] == pytest.approx(400.)
+    assert res['pareto/raw/NME'] == pytest.approx(4 / 3 / D)
+    assert res['pareto/raw/MAV'] == pytest.approx(2.)
+    assert res['pareto/raw/MAV_err'] == pytest.approx(2.)
+    assert res['pareto/best_EMA/NMF'] == pytest.approx(223.60680)
+    assert res['pareto/best_EMA/NME'] == pytest.approx(2.5 / 3 / D)
+    assert res['pareto/best_EMA/MAV'] == pytest.approx(0.625)
+    assert res['pareto/moving_jittered/refined/NMF'] == pytest.approx(0.)
+    # the refiner (NME 0) is more accurate than every causal filter
+    assert math.isnan(res['pareto/refined_vs_causal_front'])
+    labels = [p['label'] for p in metric.points['moving_jittered']]
+    assert labels == ['raw', 'refined', 'EMA alpha=0.5', 'Gaussian sigma=1']
+    gauss = metric.points['all'][3]
+    assert gauss['family'] == 'Gaussian' and gauss['causal'] is False
+    saved = json.loads(out.read_text())
+    assert set(saved) == {'points', 'summaries'}
+    assert saved['summaries']['moving_jittered']['rows']['raw']['NMF'] == \
+        pytest.approx(400.)
+
+
+def test_pareto_sweep_needs_the_raw_prediction():
+    with pytest.raises(ValueError, match="output_raw=True"):
+        ParetoSweep(keypoint_indices=(0, 1))
