@@ -1,5 +1,6 @@
 # Copyright (c) mmstable authors. All rights reserved.
 import copy
+import os.path as osp
 from typing import Callable, List, Sequence, Tuple, Union
 
 import numpy as np
@@ -7,6 +8,7 @@ from mmengine.dataset import BaseDataset, Compose
 from torch.utils.data import Dataset
 
 from mmpose.registry import DATASETS
+from ..utils.data_checks import annotation_file_errors, check_keypoints
 
 
 def parse_clip_len(clip_len: Union[int, Sequence[int]],
@@ -81,9 +83,13 @@ class ImageSequenceDataset(Dataset):
             cfg = copy.deepcopy(dataset)
             cfg['pipeline'] = []
             cfg.setdefault('test_mode', test_mode)
-            self.dataset = DATASETS.build(cfg)
+            with annotation_file_errors(self._ann_file(cfg)):
+                self.dataset = DATASETS.build(cfg)
         else:
             self.dataset = dataset
+        # K of the wrapped dataset: every record must have it (a 98-point
+        # file read as a 68-point set would train 98-channel targets)
+        self._num_keypoints = self.dataset.metainfo.get('num_keypoints')
         self.clip_len = parse_clip_len(clip_len, type(self).__name__)
         self.pipeline = Compose(pipeline)
         self.test_mode = test_mode
@@ -95,8 +101,16 @@ class ImageSequenceDataset(Dataset):
         """The wrapped dataset's metainfo (``flip_indices``, ...)."""
         return copy.deepcopy(self.dataset.metainfo)
 
+    @staticmethod
+    def _ann_file(cfg: dict) -> str:
+        ann_file = str(cfg.get('ann_file', '')) or f'{cfg.get("type")} data'
+        root = cfg.get('data_root')
+        return osp.join(root, ann_file) if root else ann_file
+
     def full_init(self) -> None:
-        self.dataset.full_init()
+        with annotation_file_errors(
+                str(getattr(self.dataset, 'ann_file', ''))):
+            self.dataset.full_init()
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -105,6 +119,9 @@ class ImageSequenceDataset(Dataset):
         """The wrapped dataset's item ``idx`` plus ``clip_len``, ``video_id``
         and (test mode) ``clip_seed``."""
         data_info = self.dataset.get_data_info(idx)
+        check_keypoints(data_info, self._num_keypoints,
+                        str(getattr(self.dataset, 'ann_file', '')),
+                        type(self.dataset).__name__)
         low, high = self.clip_len
         if self.test_mode:
             rng = np.random.default_rng([self.seed, idx])

@@ -7,6 +7,7 @@ from mmengine.dataset import BaseDataset
 
 from mmpose.datasets.datasets.face import Face300VWDataset
 from mmpose.registry import DATASETS
+from ..utils.data_checks import annotation_file_errors, check_keypoints
 from .broken_frames import load_broken_frames  # noqa: F401 (re-exported)
 from .image_sequence_dataset import parse_clip_len
 
@@ -175,10 +176,13 @@ class VideoClipDataset(Face300VWDataset):
         # 300VW test scenario (1, 2, 3) of the video, packed into the frame's
         # metainfo so the metrics report S1/..., S2/..., S3/... keys
         data_info['scenario'] = _VIDEO_SCENARIO.get(video_id)
+        check_keypoints(data_info, self._metainfo.get('num_keypoints'),
+                        self.ann_file, type(self).__name__)
         return data_info
 
     def load_data_list(self) -> List[dict]:
-        data_list = super().load_data_list()
+        with annotation_file_errors(self.ann_file):
+            data_list = super().load_data_list()
         if self.scenario is not None:
             keep = set(SCENARIO_VIDEOS[self.scenario])
             found = sorted({d['video_id'] for d in data_list})
@@ -205,6 +209,16 @@ class VideoClipDataset(Face300VWDataset):
                     'dataset_converters/300vw_to_coco.py), fix data_prefix, '
                     'or list them in broken_frames.')
         data_list.sort(key=lambda d: (d['video_id'], d['frame_id']))
+        # one face per frame: a repeated frame_id would make a clip hold the
+        # same instant twice and a whole-video test count it twice
+        for prev, cur in zip(data_list, data_list[1:]):
+            if (prev['video_id'], prev['frame_id']) == (cur['video_id'],
+                                                        cur['frame_id']):
+                raise ValueError(
+                    f'{type(self).__name__}: video {cur["video_id"]!r} has '
+                    f'frame_id {cur["frame_id"]} twice in {self.ann_file} '
+                    f'(images {prev["img_path"]!r} and {cur["img_path"]!r}); '
+                    'each frame needs one annotation with a unique frame_id.')
         return data_list
 
     def full_init(self) -> None:
@@ -239,6 +253,18 @@ class VideoClipDataset(Face300VWDataset):
                     start = j
             for seg in segments:
                 items.extend(self._windows(seg))
+        if not items and videos and not self.test_mode:
+            lengths = {vid: len(videos[vid]) for vid in sorted(videos)}
+            shown = dict(list(lengths.items())[:20])
+            raise ValueError(
+                f'{type(self).__name__}: no training clip: every video of '
+                f'{self.ann_file} is shorter than clip_len={self.clip_len[1]}'
+                f' frames with tail={self.tail!r}'
+                + (f' and max_frame_gap={self.max_frame_gap}'
+                   if self.max_frame_gap is not None else '') +
+                f'. Frames per video: {shown}'
+                f'{" ..." if len(lengths) > 20 else ""}. Use a smaller '
+                "clip_len, tail='pad', or longer videos.")
         self._items = items
         self.video_ids = [keys[item[0]][0] for item in items]
 
