@@ -293,3 +293,110 @@ def test_convert_extracts_video(tmp_path):
 def _write_json(path, obj):
     path.write_text(json.dumps(obj))
     return path
+
+
+def test_read_pts_binary_file(tmp_path):
+    """A binary or garbled .pts names the file and the line."""
+    conv = load_converter()
+    binary = tmp_path / 'bin.pts'
+    binary.write_bytes(b'version: 1\nn_points: 68\n{\n\xff\xd8\xff\xe0 JFIF')
+    with pytest.raises(ValueError,
+                       match=r"bin\.pts:4: not a text \.pts file \(byte "
+                       r"b'\\xff' at offset 26\)"):
+        conv.read_pts(str(binary))
+    nul = tmp_path / 'nul.pts'
+    nul.write_bytes(b'version: 1\n\x00\x00\x00\x00')
+    with pytest.raises(ValueError, match=r'nul\.pts:2: not a text \.pts '
+                       r'file \(NUL byte\)'):
+        conv.read_pts(str(nul))
+
+
+def write_video(path, num_frames, size=(32, 24)):
+    """An MJPG .avi whose frame n (1-based) is uniformly 40 * n grey."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), 25,
+                             size)
+    assert writer.isOpened()
+    for n in range(1, num_frames + 1):
+        writer.write(np.full((size[1], size[0], 3), 40 * n, np.uint8))
+    writer.release()
+    return str(path)
+
+
+def test_extract_frames_after_an_interrupted_extraction(tmp_path):
+    """imgs/ left with 2 of 5 frames (an interrupted run) is re-extracted,
+    and the log says so; a complete imgs/ is kept untouched."""
+    conv = load_converter()
+    video = write_video(tmp_path / 'vid.avi', 5)
+    imgs = tmp_path / 'imgs'
+    imgs.mkdir()
+    for n in (1, 2):  # stale, wrong content
+        cv2.imwrite(str(imgs / f'{n:06d}.png'), np.zeros((24, 32, 3),
+                                                         np.uint8))
+    log = []
+    assert conv.extract_frames(video, str(imgs), log=log.append) == 5
+    assert log[0] == (f'{imgs} holds 2 frames but OpenCV reports 5 for '
+                      f'{video} (an interrupted extraction?): extracting '
+                      'again')
+    assert log[-1] == f'{video}: extracted 5 frames to {imgs}'
+    assert sorted(p.name for p in imgs.iterdir()) == \
+        [f'{n:06d}.png' for n in range(1, 6)]
+    first = cv2.imread(str(imgs / '000001.png'))
+    assert abs(float(first.mean()) - 40) < 3  # the video's frame, not zeros
+    assert not (tmp_path / 'imgs.partial').exists()
+    stamp = (imgs / '000003.png').stat().st_mtime_ns
+    log.clear()
+    assert conv.extract_frames(video, str(imgs), log=log.append) == 5
+    assert log == [f'{imgs}: all 5 frames of {video} already extracted, kept']
+    assert (imgs / '000003.png').stat().st_mtime_ns == stamp
+
+
+def test_extract_frames_killed_midway_leaves_no_partial_imgs(tmp_path,
+                                                             monkeypatch):
+    conv = load_converter()
+    video = write_video(tmp_path / 'vid.avi', 5)
+    imgs = tmp_path / 'imgs'
+    real_imwrite, calls = conv.cv2.imwrite, []
+
+    def dying_imwrite(path, img):
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the user's Ctrl-C / a kill
+        return real_imwrite(path, img)
+
+    monkeypatch.setattr(conv.cv2, 'imwrite', dying_imwrite)
+    with pytest.raises(KeyboardInterrupt):
+        conv.extract_frames(video, str(imgs), log=lambda msg: None)
+    monkeypatch.setattr(conv.cv2, 'imwrite', real_imwrite)
+    assert not imgs.exists()  # the 2 written frames are in imgs.partial
+    assert conv.extract_frames(video, str(imgs), log=lambda msg: None) == 5
+    assert len(list(imgs.iterdir())) == 5
+    assert not (tmp_path / 'imgs.partial').exists()
+
+
+def test_convert_reextracts_and_reports_short_video(tmp_path, capsys):
+    """Through the CLI: a partial imgs/ is completed; annotations beyond the
+    video's last frame fail with one line (exit 1) saying how many frames
+    the video has."""
+    conv = load_converter()
+    video_dir = tmp_path / '300vw' / '003'
+    (video_dir / 'annot').mkdir(parents=True)
+    video = write_video(video_dir / 'vid.avi', 4)
+    (video_dir / 'imgs').mkdir()
+    cv2.imwrite(str(video_dir / 'imgs' / '000001.png'),
+                np.zeros((24, 32, 3), np.uint8))
+    rng = np.random.RandomState(0)
+    for n in range(1, 5):
+        write_pts(video_dir / 'annot' / f'{n:06d}.pts',
+                  rng.uniform(5, 20, (68, 2)))
+    out = tmp_path / 'ann.json'
+    assert conv.main([str(tmp_path / '300vw'), str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert 'holds 1 frames but OpenCV reports 4' in stdout
+    assert [i['frame_id'] for i in json.loads(out.read_text())['images']] \
+        == [0, 1, 2, 3]
+    write_pts(video_dir / 'annot' / '000005.pts', rng.uniform(5, 20, (68, 2)))
+    assert conv.main([str(tmp_path / '300vw'), str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith('300vw_to_coco.py: error:')
+    assert '000005.pts has no frame image' in err
+    assert f'{video} has only 4 frames' in err

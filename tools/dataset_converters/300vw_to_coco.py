@@ -30,8 +30,10 @@ import json
 import math
 import os
 import os.path as osp
+import shutil
 import sys
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import (Callable, Dict, Iterable, List, Optional, Sequence,
+                    Union)
 
 import cv2
 import numpy as np
@@ -43,13 +45,24 @@ def read_pts(path: str, num_points: int = NUM_POINTS) -> np.ndarray:
     """Read an iBUG ``.pts`` file as a (num_points, 2) float array.
 
     Raises:
-        ValueError: naming the file and the 1-based line for a malformed
-            header, a line that is not two numbers, missing braces, or a
-            point count other than ``num_points`` (or the header's
-            ``n_points``).
+        ValueError: naming the file and the 1-based line for binary
+            content (not UTF-8, or NUL bytes), a malformed header, a line
+            that is not two numbers, missing braces, or a point count other
+            than ``num_points`` (or the header's ``n_points``).
     """
-    with open(path) as f:
-        lines = f.read().splitlines()
+    with open(path, 'rb') as f:
+        raw = f.read()
+    try:
+        text = raw.decode('utf-8')
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b'\n') + 1
+        raise ValueError(f'{path}:{line}: not a text .pts file (byte '
+                         f'{raw[e.start:e.start + 1]!r} at offset {e.start})'
+                         ) from None
+    if '\x00' in text:
+        line = text[:text.index('\x00')].count('\n') + 1
+        raise ValueError(f'{path}:{line}: not a text .pts file (NUL byte)')
+    lines = text.splitlines()
     header_points, start = None, None
     for no, line in enumerate(lines, 1):
         text = line.strip()
@@ -94,37 +107,73 @@ def read_pts(path: str, num_points: int = NUM_POINTS) -> np.ndarray:
     return np.asarray(points, dtype=np.float64)
 
 
+def _frame_files(out_dir: str, ext: str) -> List[str]:
+    """Names of the frame images (``<digits><ext>``) in ``out_dir``."""
+    if not osp.isdir(out_dir):
+        return []
+    return sorted(f for f in os.listdir(out_dir)
+                  if f.endswith(ext) and f[:-len(ext)].isdigit())
+
+
 def extract_frames(video_path: str,
                    out_dir: str,
                    ext: str = '.png',
-                   overwrite: bool = False) -> int:
+                   overwrite: bool = False,
+                   log: Callable[[str], None] = print) -> int:
     """Write every frame of ``video_path`` to ``out_dir/<n:06d><ext>``
     (n 1-based, as 300VW's .pts files). Returns the number of frames.
 
-    Skips the video when ``out_dir`` already holds frames, unless
-    ``overwrite``.
+    Frames are written to ``<out_dir>.partial`` and moved into ``out_dir``
+    only after the whole video was read, so an interrupted run never leaves
+    ``out_dir`` looking complete. An existing ``out_dir`` is kept when it
+    holds as many frames as OpenCV reports for the video (e.g. frames
+    extracted by MMPose's ffmpeg script), unless ``overwrite``; with any
+    other number (an interrupted extraction) the video is extracted again.
+    Each decision is reported through ``log``.
     """
-    if not overwrite and osp.isdir(out_dir) and any(
-            f.endswith(ext) for f in os.listdir(out_dir)):
-        return len([f for f in os.listdir(out_dir) if f.endswith(ext)])
     cap = cv2.VideoCapture(video_path)
     if not cap.isOpened():
         raise IOError(f'OpenCV cannot open {video_path}')
-    os.makedirs(out_dir, exist_ok=True)
-    n = 0
+    tmp_dir = osp.normpath(out_dir) + '.partial'
     try:
+        reported = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        existing = _frame_files(out_dir, ext)
+        if existing and not overwrite:
+            if len(existing) == reported:
+                log(f'{out_dir}: all {reported} frames of {video_path} '
+                    'already extracted, kept')
+                return reported
+            log(f'{out_dir} holds {len(existing)} frames but OpenCV reports '
+                f'{reported} for {video_path} (an interrupted extraction?): '
+                'extracting again')
+        if osp.isdir(tmp_dir):  # left by an interrupted run
+            shutil.rmtree(tmp_dir)
+        os.makedirs(tmp_dir)
+        n = 0
         while True:
             ok, frame = cap.read()
             if not ok:
                 break
             n += 1
-            path = osp.join(out_dir, f'{n:06d}{ext}')
+            path = osp.join(tmp_dir, f'{n:06d}{ext}')
             if not cv2.imwrite(path, frame):
                 raise IOError(f'cannot write {path}')
     finally:
         cap.release()
     if n == 0:
+        shutil.rmtree(tmp_dir)
         raise IOError(f'no frame could be read from {video_path}')
+    if reported > 0 and n != reported:
+        log(f'warning: OpenCV reports {reported} frames for {video_path} '
+            f'but {n} could be read (a damaged video?)')
+    # the complete set replaces whatever frames out_dir held
+    os.makedirs(out_dir, exist_ok=True)
+    for name in _frame_files(out_dir, ext):
+        os.remove(osp.join(out_dir, name))
+    for name in sorted(os.listdir(tmp_dir)):
+        os.replace(osp.join(tmp_dir, name), osp.join(out_dir, name))
+    os.rmdir(tmp_dir)
+    log(f'{video_path}: extracted {n} frames to {out_dir}')
     return n
 
 
@@ -179,8 +228,8 @@ def convert(root: str,
             ``mmstable.datasets.broken_frames``).
         img_dir (str): Frame folder inside each video folder.
         ext (str): Frame image extension when extracting.
-        extract (bool): Extract frames from ``vid.avi`` when ``img_dir`` has
-            none.
+        extract (bool): Extract frames from ``vid.avi`` unless ``img_dir``
+            already holds all of them (:func:`extract_frames`).
 
     Returns:
         dict: The COCO-style annotations (``images`` with ``video_id`` and
@@ -197,7 +246,8 @@ def convert(root: str,
         if not osp.isdir(annot_dir):
             raise FileNotFoundError(f'{annot_dir} not found (video {video})')
         video_path = osp.join(root, video, 'vid.avi')
-        if extract and osp.isfile(video_path):
+        extracted = extract and osp.isfile(video_path)
+        if extracted:
             extract_frames(video_path, frame_dir, ext=ext)
         frames = {}
         if osp.isdir(frame_dir):
@@ -213,11 +263,19 @@ def convert(root: str,
             if number in broken.get(video, ()):
                 continue
             if number not in frames:
+                if extracted:
+                    why = (f'{video_path} has only {len(frames)} frames '
+                           f'(extracted to {frame_dir})')
+                elif extract:
+                    why = f'{frame_dir} lacks it and {video_path} is missing'
+                else:
+                    why = (f'{frame_dir} lacks it (--no-extract: run without '
+                           f'it to extract {video_path})')
                 raise FileNotFoundError(
                     f'{osp.join(annot_dir, pts)} has no frame image '
-                    f'{osp.join(frame_dir, f"{number:06d}{ext}")}; extract '
-                    f'{video_path} or list frame {number} of video {video} '
-                    'in broken_frames.')
+                    f'{osp.join(frame_dir, f"{number:06d}{ext}")}: {why}. '
+                    f'Or list frame {number} of video {video} in '
+                    'broken_frames.')
             file_name = f'{video}/{img_dir}/{frames[number]}'
             img = cv2.imread(osp.join(root, file_name))
             if img is None:
