@@ -230,3 +230,22 @@ def test_synthetic_dataset_checks_records(tmp_path, bad):
                                   generate=False)
     assert len(SyntheticFaceVideoDataset(data_root=str(tmp_path), split='val',
                                          generate=False)) == 2
+
+
+def test_annotation_file_without_frames(mmpose_testdata, tmp_path):
+    root = osp.join(mmpose_testdata, '300vw')
+    empty = tmp_path / 'empty.json'
+    empty.write_text('{}')
+    with pytest.raises(ValueError, match=r'empty\.json holds no annotated '
+                       'frame'):
+        vw_dataset(root, empty, test_mode=True)
+    as_list = tmp_path / 'list.json'
+    as_list.write_text('[]')
+    with pytest.raises(ValueError, match=r'list\.json: annotation file format'
+                       r" <class 'list'> not supported \(expected a "
+                       'COCO-style dict'):
+        vw_dataset(root, as_list, test_mode=True)
+    with pytest.raises(ValueError, match='every frame of .*anno_300vw.json '
+                       'is listed in broken_frames'):
+        vw_dataset(root, 'anno_300vw.json', test_mode=True,
+                   broken_frames={'001': [6, 9], '401': [732]})

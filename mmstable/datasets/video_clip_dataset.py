@@ -183,6 +183,11 @@ class VideoClipDataset(Face300VWDataset):
     def load_data_list(self) -> List[dict]:
         with annotation_file_errors(self.ann_file):
             data_list = super().load_data_list()
+        if not data_list:
+            raise ValueError(
+                f'{type(self).__name__}: {self.ann_file} holds no annotated '
+                'frame; expected COCO-style "images" and "annotations" (as '
+                'tools/dataset_converters/300vw_to_coco.py writes them).')
         if self.scenario is not None:
             keep = set(SCENARIO_VIDEOS[self.scenario])
             found = sorted({d['video_id'] for d in data_list})
@@ -196,6 +201,10 @@ class VideoClipDataset(Face300VWDataset):
             d for d in data_list if d['frame_id'] +
             1 not in self.broken_frames.get(d['video_id'], ())
         ]
+        if not data_list:
+            raise ValueError(
+                f'{type(self).__name__}: every frame of {self.ann_file} is '
+                'listed in broken_frames; check broken_frames and ann_file.')
         if self.check_files:
             missing = [
                 d['img_path'] for d in data_list

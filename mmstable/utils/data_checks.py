@@ -58,13 +58,18 @@ def check_keypoints(data_info: dict,
 
 @contextmanager
 def annotation_file_errors(ann_file: str) -> Iterator[None]:
-    """Re-raise a JSON syntax or text-encoding error met while reading
-    ``ann_file`` as a ``ValueError`` naming the file (and line, column)."""
+    """Re-raise a JSON syntax or text-encoding error, or MMPose's assertion
+    on a missing or non-dict file, met while reading ``ann_file`` as a
+    ``ValueError`` naming the file (and line, column)."""
     try:
         yield
     except json.JSONDecodeError as e:
         raise ValueError(f'{ann_file}:{e.lineno}:{e.colno}: the annotation '
                          f'file is not valid JSON ({e.msg}).') from None
+    except AssertionError as e:
+        # MMPose / xtcocotools assert on a missing file or a non-dict JSON
+        raise ValueError(f'{ann_file}: {e} (expected a COCO-style dict with '
+                         '"images" and "annotations").') from None
     except UnicodeDecodeError as e:
         raise ValueError(f'{ann_file}: the annotation file is not UTF-8 '
                          f'text (byte {e.object[e.start:e.start + 1]!r} at '
