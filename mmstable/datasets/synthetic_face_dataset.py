@@ -11,6 +11,7 @@ from mmpose.datasets.datasets.face import Face300WDataset
 from mmpose.registry import DATASETS
 from mmpose.structures.bbox import bbox_cs2xyxy
 
+from ..utils.data_checks import check_keypoints
 from .synthetic.generator import (DEFAULT_SPLIT_SIZES, FORMAT_VERSION,
                                   FaceVideoGenerator, check_split,
                                   default_ann_file, preset_settings,
@@ -301,6 +302,8 @@ class SyntheticFaceVideoDataset(Face300WDataset):
         else:
             data_info['video_id'] = img['video_id']
             data_info['frame_id'] = int(img['frame_id'])
+        check_keypoints(data_info, self._metainfo.get('num_keypoints'),
+                        self.ann_file, type(self).__name__)
         return data_info
 
 
