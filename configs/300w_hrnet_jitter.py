@@ -11,5 +11,6 @@ train_pipeline = [dict(t, transforms=[dict(f, encoder=codec) if 'encoder' in f e
 _data = dict(type='Face300WDataset', data_root='data/300w/')
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline, dataset=dict(
     _data, ann_file='annotations/face_landmarks_300w_train.json')))
-val_dataloader = dict(dataset=dict(dataset=dict(_data, ann_file='annotations/face_landmarks_300w_valid.json')))
-test_dataloader = val_dataloader
+_test_ann = 'annotations/face_landmarks_300w_valid.json'  # MMPose's 300W config tests on it too
+val_dataloader = dict(dataset=dict(dataset=dict(_data, ann_file=_test_ann)))
+test_dataloader = dict(dataset=dict(_data, ann_file=_test_ann))  # MMPose's protocol: one image, one prediction

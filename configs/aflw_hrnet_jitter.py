@@ -7,6 +7,10 @@ model = dict(head=dict(base_head=dict(out_channels=19)))
 _data = dict(type='AFLWDataset', data_root='data/aflw/')
 train_dataloader = dict(dataset=dict(dataset=dict(_data, ann_file='annotations/face_landmarks_aflw_train.json')))
 val_dataloader = dict(dataset=dict(dataset=dict(_data, ann_file='annotations/face_landmarks_aflw_test.json')))
-test_dataloader = val_dataloader
-val_evaluator = [dict(type='NME', norm_mode='use_norm_item', norm_item='bbox_size'), *_base_.val_evaluator[1:]]
-test_evaluator = val_evaluator
+test_dataloader = dict(dataset=dict(_data, ann_file='annotations/face_landmarks_aflw_test.json'))
+_bbox_nme = dict(norm_mode='use_norm_item', norm_item='bbox_size')
+test_evaluator = dict(type='NME', **_bbox_nme)
+# NME x NMF (checkpoint selection) normalises by the outer eye corners of AFLW-19 (6, 11): AFLW has no NME default
+val_evaluator = [dict(type='VideoNME', **_bbox_nme, **_base_._clips),
+                 dict(type='NMF', nme_product=True, keypoint_indices=(6, 11), **_base_._clips),
+                 *_base_.val_evaluator[2:]]

@@ -7,4 +7,4 @@ model = dict(head=dict(base_head=dict(out_channels=29)))
 _data = dict(type='COFWDataset', data_root='data/cofw/')
 train_dataloader = dict(dataset=dict(dataset=dict(_data, ann_file='annotations/cofw_train.json')))
 val_dataloader = dict(dataset=dict(dataset=dict(_data, ann_file='annotations/cofw_test.json')))
-test_dataloader = val_dataloader
+test_dataloader = dict(dataset=dict(_data, ann_file='annotations/cofw_test.json'))

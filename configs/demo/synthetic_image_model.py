@@ -13,7 +13,7 @@ param_scheduler = [
 auto_scale_lr = dict(base_batch_size=32)
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=6, save_best=None))
 
-codec = dict(type='MSRAHeatmap', input_size=(128, 128), heatmap_size=(32, 32), sigma=1.5)
+codec = dict(type='MSRAHeatmap', input_size=(128, 128), heatmap_size=(32, 32), sigma=1.5, unbiased=True)
 model = dict(
     # ResNet-18 at half width: trains in minutes on 2 CPU cores
     backbone=dict(_delete_=True, type='ResNet', depth=18, base_channels=32, stem_channels=32),
