@@ -148,3 +148,37 @@ def test_pareto_sweep_hand_values(tmp_path):
 def test_pareto_sweep_needs_the_raw_prediction():
     with pytest.raises(ValueError, match="output_raw=True"):
         ParetoSweep(keypoint_indices=(0, 1))
+
+
+def test_report_plot_and_config_helper(tmp_path):
+    from mmengine.config import Config
+
+    from mmstable.evaluation import add_pareto_sweep, format_report
+    from mmstable.visualization import plot_pareto
+    metric = ParetoSweep(extra_pred_keys=dict(Raw='raw_keypoints'),
+                         keypoint_indices=(0, 1),
+                         grids=dict(EMA=[dict(type='EMAFilter', alpha=0.5)]))
+    metric.process(None, sweep_samples())
+    metric.evaluate(3)
+    text = format_report(metric.summaries)
+    assert 'NME <= raw NME x 1.02' in text  # the rule is stated
+    lines = text.splitlines()
+    row = next(line for line in lines if 'best EMA (alpha=0.5)' in line)
+    assert '223.6 (-44%)' in row  # 223.6 / 400 − 1 = −44 %
+    assert any(line.startswith('moving_jittered') for line in lines)
+    png = plot_pareto(metric.points, str(tmp_path / 'p.png'),
+                      metric.summaries)
+    assert (tmp_path / 'p.png').stat().st_size > 1000 and png.endswith('png')
+
+    cfg = Config(dict(
+        model=dict(type='StableTopdownPoseEstimator', test_cfg=dict()),
+        test_evaluator=[dict(type='NMF')]))
+    add_pareto_sweep(cfg, out_file='x.json')
+    assert [m['type'] for m in cfg.test_evaluator] == ['NMF', 'ParetoSweep']
+    assert cfg.test_evaluator[1]['out_file'] == 'x.json'
+    assert cfg.model.test_cfg.output_raw is True
+    add_pareto_sweep(cfg, only=True)  # reuses the sweep that is there
+    assert [m['type'] for m in cfg.test_evaluator] == ['ParetoSweep']
+    with pytest.raises(ValueError, match='StableTopdownPoseEstimator'):
+        add_pareto_sweep(Config(dict(model=dict(type='TopdownPoseEstimator'),
+                                     test_evaluator=[])))

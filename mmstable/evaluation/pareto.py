@@ -14,7 +14,8 @@ import numpy as np
 
 __all__ = [
     'DEFAULT_GRIDS', 'CAUSAL_FAMILIES', 'pareto_front', 'front_value',
-    'compare_to_front', 'best_on_front', 'scenario_summary'
+    'compare_to_front', 'best_on_front', 'scenario_summary', 'format_report',
+    'add_pareto_sweep'
 ]
 
 #: NME tolerance of "the same NME" (relative), in every rule below.
@@ -190,3 +191,94 @@ def scenario_summary(points: Sequence[dict],
     standing = compare_to_front(refined, causal, tolerance) \
         if refined is not None and causal else None
     return dict(rows=rows, standing=standing)
+
+
+#: Report columns (each row a point).
+REPORT_COLUMNS = ('NME', 'NMF', 'MAV', 'MAV_err')
+
+
+def format_report(summaries: Dict[str, dict],
+                  tolerance: float = NME_TOLERANCE) -> str:
+    """The per-scenario table of the reports (tools/test.py, the demo,
+    tools/analysis/pareto.py): rows raw / best One Euro / best Kalman /
+    best EMA / refined, columns NME (a fraction, as VideoNME), NMF, MAV,
+    MAV_err with the change against raw, then the refiner's standing.
+
+    Args:
+        summaries (dict): scenario -> :func:`scenario_summary` result
+            (``ParetoSweep.summaries``).
+    """
+    width = 20
+    lines = [
+        '"best" filter of a family: on its Pareto front (NME, NMF), the '
+        f'lowest NMF with NME <= raw NME x {1 + tolerance:g}'
+    ]
+    for scenario, summary in summaries.items():
+        rows = summary['rows']
+        if not rows:
+            continue
+        raw = rows.get('raw', {})
+        lines.append('')
+        lines.append(f'{scenario:<44}' + ''.join(
+            f'{c:>{width}}' for c in REPORT_COLUMNS))
+        for name, point in rows.items():
+            label = name if name in ('raw', 'refined') else \
+                f'{name} ({_short(point)})'
+            cells = []
+            for col in REPORT_COLUMNS:
+                v = point.get(col)
+                if v is None or not np.isfinite(v):
+                    cells.append(f'{"-":>{width}}')
+                    continue
+                cell = f'{v:.4g}'
+                if name != 'raw' and raw.get(col):
+                    cell += f' ({100 * (v / raw[col] - 1):+.0f}%)'
+                cells.append(f'{cell:>{width}}')
+            lines.append(f'  {label:<42}' + ''.join(cells))
+        if summary.get('standing'):
+            lines.append(f'  refined: {summary["standing"]["text"]}')
+    return '\n'.join(lines)
+
+
+def _short(point: dict) -> str:
+    return ', '.join(f'{k}={v:g}' for k, v in point.get('params', {}).items())
+
+
+def add_pareto_sweep(cfg, out_file: Optional[str] = None,
+                     only: bool = False, **sweep_args) -> None:
+    """Make a test config compute the Pareto sweep (in place).
+
+    Adds a :class:`~mmstable.evaluation.metrics.ParetoSweep` (raw =
+    ``raw_keypoints``) to ``cfg.test_evaluator`` unless one is there, sets
+    its ``out_file``, and switches on the model's ``test_cfg.output_raw``.
+
+    Args:
+        cfg (mmengine.Config): a test config (its model must be a
+            ``StableTopdownPoseEstimator``: raw and refined landmarks).
+        out_file (str, optional): JSON of points and summaries.
+        only (bool): drop the other test metrics (a sweep-only run).
+        **sweep_args: other ParetoSweep arguments (``grids``...).
+    """
+    evaluator = cfg.get('test_evaluator', [])
+    metrics = list(evaluator if isinstance(evaluator, (list, tuple)) else
+                   evaluator.get('metrics', [evaluator]) if
+                   evaluator.get('type', 'Evaluator') == 'Evaluator' else
+                   [evaluator])
+    sweeps = [m for m in metrics if m.get('type') == 'ParetoSweep']
+    if not sweeps:
+        sweeps = [dict(type='ParetoSweep',
+                       extra_pred_keys=dict(Raw='raw_keypoints'))]
+        metrics.append(sweeps[0])
+    for sweep in sweeps:
+        sweep.update(sweep_args)
+        if out_file:
+            sweep['out_file'] = out_file
+    cfg.test_evaluator = sweeps if only else metrics
+    if cfg.model.get('type') != 'StableTopdownPoseEstimator':
+        raise ValueError(
+            'The Pareto sweep compares raw and refined landmarks: expected '
+            "model.type='StableTopdownPoseEstimator' (a refiner config), "
+            f'found {cfg.model.get("type")!r}; use the refiner config with '
+            'the image model checkpoint, or a refiner checkpoint')
+    cfg.model.setdefault('test_cfg', {})
+    cfg.model.test_cfg['output_raw'] = True

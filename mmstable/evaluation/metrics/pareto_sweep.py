@@ -107,13 +107,12 @@ class ParetoSweep(BaseVideoMetric):
             m.dataset_meta = self.dataset_meta
         return scorers
 
-    def _score(self, scorers, tracks, series_of) -> dict:
-        """COLUMNS of one variant over ``tracks`` (series_of(track) gives
-        the (T, K, 2) series to score)."""
+    @staticmethod
+    def _aggregate(scorers, per_video: list, members: List[int]) -> dict:
+        """COLUMNS of one variant over the tracks ``members``."""
         out = {}
-        for m in scorers:
-            per_video = [m.compute_video(series_of(t), t) for t in tracks]
-            agg = m.aggregate(per_video)
+        for m, values in zip(scorers, per_video):
+            agg = m.aggregate([values[i] for i in members])
             out.update({k: agg[k] for k in COLUMNS if k in agg})
         return out
 
@@ -136,23 +135,24 @@ class ParetoSweep(BaseVideoMetric):
                 variants.append((label, family, filt.online, params, filt))
         scenarios = ['all'] + sorted({t.scenario for t in tracks} - {None})
         self.points = {s: [] for s in scenarios}
+        members = {
+            s: [i for i, t in enumerate(tracks)
+                if s == 'all' or t.scenario == s]
+            for s in scenarios
+        }
         for label, family, causal, params, filt in variants:
-            if family == 'refined':
-                series = {id(t): t.preds[''] for t in tracks}
-            elif filt is None:
-                series = {id(t): t.preds[self.raw_source] for t in tracks}
-            else:
-                series = {
-                    id(t): filt(t.preds[self.raw_source], t.frame_ids)
-                    for t in tracks
-                }
+            # each track filtered and scored once, aggregated per scenario
+            per_video = [[] for _ in scorers]
+            for track in tracks:
+                series = track.preds['' if family == 'refined' else
+                                     self.raw_source]
+                if filt is not None:
+                    series = filt(series, track.frame_ids)
+                for values, m in zip(per_video, scorers):
+                    values.append(m.compute_video(series, track))
             for scenario in scenarios:
-                members = [
-                    t for t in tracks
-                    if scenario == 'all' or t.scenario == scenario
-                ]
-                values = self._score(scorers, members,
-                                     lambda t: series[id(t)])
+                values = self._aggregate(scorers, per_video,
+                                         members[scenario])
                 self.points[scenario].append(
                     dict(label=label, family=family, causal=bool(causal),
                          params=params, **values))
