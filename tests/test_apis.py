@@ -141,6 +141,45 @@ def test_init_model_refuses_unsafe_checkpoint(tiny_stable, tmp_path):
         init_model(tiny_stable[0], path, device='cpu')
 
 
+def test_init_model_refuses_a_checkpoint_that_does_not_fit(tiny_plain,
+                                                           tmp_path):
+    """issue 12 item 3 through init_model, for a plain MMPose model too:
+    98-landmark weights into a 68-landmark config are an error naming the
+    head's keys and shapes, unless allow_partial_load."""
+    from mmstable.utils.checkpoint import CheckpointMismatchError
+    cfg98 = tmp_path / 'k98.py'
+    cfg98.write_text(open(tiny_plain[0]).read().replace(
+        'out_channels=68', 'out_channels=98'))
+    model98 = init_model(str(cfg98), device='cpu')
+    ckpt = str(tmp_path / 'k98.pth')
+    torch.save(dict(state_dict=model98.state_dict()), ckpt)
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'head\.final_layer\.weight \(checkpoint '
+                       r'\[98, 16, 1, 1\], model \[68, 16, 1, 1\]\)'):
+        init_model(tiny_plain[0], ckpt, device='cpu')
+    model = init_model(tiny_plain[0], ckpt, device='cpu',
+                       allow_partial_load=True)
+    assert torch.equal(model.backbone.conv1.weight,
+                       model98.backbone.conv1.weight)
+    model = init_model(tiny_plain[0], ckpt, device='cpu',
+                       cfg_options=dict(allow_partial_load=True))
+    with pytest.raises(FileNotFoundError, match='config nope.py does not'):
+        init_model('nope.py', device='cpu')
+
+
+def test_init_model_takes_dataset_meta_from_the_checkpoint(tiny_plain,
+                                                           tmp_path):
+    state = torch.load(tiny_plain[1], weights_only=True)
+    meta = dict(dataset_name='mine', num_keypoints=68)
+    ckpt = str(tmp_path / 'meta.pth')
+    torch.save(dict(state_dict=state['state_dict'],
+                    meta=dict(dataset_meta=meta)), ckpt)
+    assert init_model(tiny_plain[0], ckpt, device='cpu').dataset_meta == meta
+    # without it: the config's (300W)
+    assert init_model(*tiny_plain, device='cpu').dataset_meta[
+        'dataset_name'] == '300w'
+
+
 # ----------------------------------------------------- equality with the clip
 def test_streaming_equals_whole_clip(tiny_stable, video):
     frames, boxes = video

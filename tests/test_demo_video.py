@@ -260,3 +260,213 @@ def test_no_output_overwrites_any_input(models, tmp_path):
     out = run(models, 'stable', other, src_dir, '--full-frame')
     assert out['video'] == str(src_dir / 'other.mp4')
     assert _sha(video) == checksum
+
+
+# ------------------------------------------- exit codes, one-line errors
+def run_cli(capsys, *argv):
+    """``demo.cli`` (what ``python tools/demo_video.py`` runs): the exit
+    code and stderr, which must be one line and no traceback."""
+    code = demo.cli([str(a) for a in argv])
+    err = capsys.readouterr().err.strip()
+    assert 'Traceback' not in err
+    assert len(err.splitlines()) <= 1, err
+    return code, err
+
+
+def _noise_frames(n, size=48, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+            for _ in range(n)]
+
+
+def test_truncated_video_reports_unread_frames(models, tmp_path, capsys):
+    """issue 12 item 6: the AVI header says 24 frames, the file is cut in
+    half: exit code 3, the count and the first unread index on stderr and
+    in the JSON, outputs for the frames read."""
+    path = write_video(tmp_path / 'cut.avi', _noise_frames(24), 'MJPG')
+    with open(path, 'rb') as f:
+        data = f.read()
+    with open(path, 'wb') as f:
+        f.write(data[:len(data) // 2])
+    cap = cv2.VideoCapture(path)
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 24  # header intact
+    cap.release()
+    num_read = len(read_video(path))
+    assert 0 < num_read < 24
+    cfg, ckpt = models['plain']
+    code, err = run_cli(capsys, path, '--config', cfg, '--checkpoint', ckpt,
+                        '--out-dir', tmp_path / 'out', '--device', 'cpu',
+                        '--full-frame')
+    assert code == demo.EXIT_INCOMPLETE == 3
+    assert err == (f'demo_video.py: error: {path}: {24 - num_read} frame(s) '
+                   f'could not be read, the first at index {num_read} (a '
+                   'truncated or damaged file); the outputs cover the '
+                   f'{num_read} frames read')
+    with open(tmp_path / 'out' / 'cut.json') as f:
+        data = json.load(f)
+    assert (data['num_frames'], data['unread_frames'],
+            data['first_unread_frame']) == (num_read, 24 - num_read, num_read)
+    assert len(read_video(tmp_path / 'out' / 'cut.mp4')) == num_read
+    # --max-frames below the cut: complete, exit 0
+    code, err = run_cli(capsys, path, '--config', cfg, '--checkpoint', ckpt,
+                        '--out-dir', tmp_path / 'out2', '--device', 'cpu',
+                        '--full-frame', '--max-frames', num_read)
+    assert (code, err) == (0, '')
+
+
+def test_unreadable_image_in_folder(models, tmp_path, capsys):
+    folder = tmp_path / 'frames'
+    folder.mkdir()
+    for i, f in enumerate(_noise_frames(5)):
+        cv2.imwrite(str(folder / f'{i:04d}.png'), f)
+    (folder / '0002.png').write_bytes(b'not a png')
+    cfg, ckpt = models['plain']
+    code, err = run_cli(capsys, folder, '--config', cfg, '--checkpoint', ckpt,
+                        '--out-dir', tmp_path / 'out', '--device', 'cpu',
+                        '--full-frame')
+    assert code == 3 and '1 frame(s) could not be read, the first at index ' \
+        '2' in err
+    with open(tmp_path / 'out' / 'frames.json') as f:
+        records = json.load(f)['frames']
+    assert [r['frame_id'] for r in records] == [0, 1, 3, 4]
+    # the tracks end at the unreadable frame
+    assert [r['faces'][0]['track_id'] for r in records] == [0, 0, 1, 1]
+
+
+def test_no_checkpoint_is_refused(models, clip, tmp_path, capsys):
+    """issue 12 item 8: no silent random weights."""
+    video, _ = clip
+    cfg, _ = models['stable']
+    code, err = run_cli(capsys, video, '--config', cfg, '--out-dir',
+                        tmp_path / 'out', '--full-frame')
+    assert code == demo.EXIT_USAGE == 2
+    assert err == ('demo_video.py: error: no --checkpoint: pass the model '
+                   'weights with --checkpoint CKPT (or --random-weights to '
+                   'debug on random weights) (see --help)')
+    assert not osp.exists(tmp_path / 'out')
+    # the same through the command line (fails before the heavy imports)
+    import subprocess
+    import sys
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'demo_video.py'), video,
+         '--config', cfg, '--out-dir', str(tmp_path / 'out')],
+        capture_output=True, text=True, timeout=60,
+        env=dict(os.environ, PYTHONWARNINGS='ignore'))
+    assert (proc.returncode, proc.stderr.strip()) == (2, err)
+    code, _ = run_cli(capsys, video, '--config', cfg, '--out-dir',
+                      tmp_path / 'out', '--full-frame', '--random-weights',
+                      '--max-frames', 2, '--device', 'cpu')
+    assert code == 0 and osp.isfile(tmp_path / 'out' / 'face.json')
+
+
+def _bad_files(tmp_path, models):
+    """name -> (path, expected part of the message)."""
+    cfg, _ = models['stable']
+    files = {}
+    empty = tmp_path / 'empty.pth'
+    empty.write_bytes(b'')
+    files['empty'] = (empty, 'empty or truncated')
+    text = tmp_path / 'text.pth'
+    text.write_text('hello, not a checkpoint\n')
+    files['text'] = (text, 'not a PyTorch checkpoint')
+    missing = tmp_path / 'missing.pth'
+    files['missing'] = (missing, 'does not exist')
+    marker = tmp_path / 'PWNED'
+
+    class Payload:
+
+        def __reduce__(self):
+            return (os.system, (f'touch {marker}', ))
+
+    unsafe = tmp_path / 'unsafe.pth'
+    import torch
+    torch.save(dict(state_dict={}, meta=dict(x=Payload())), str(unsafe))
+    files['unsafe'] = (unsafe, 'system')
+    # 98 landmarks into the 68-landmark model (issue 12 item 3)
+    other = tmp_path / 'k98.py'
+    other.write_text(open(cfg).read().replace('out_channels=68',
+                                              'out_channels=98'))
+    from mmstable.apis import init_model
+    model98 = init_model(str(other), device='cpu')
+    k98 = tmp_path / 'k98.pth'
+    torch.save(dict(state_dict=model98.state_dict()), str(k98))
+    files['k98'] = (k98, 'head.base_head.final_layer')
+    return files, marker
+
+
+def test_bad_checkpoints_one_line_exit_1(models, clip, tmp_path, capsys):
+    """issue 12 item 10: unsafe / corrupt / empty / missing checkpoint."""
+    video, _ = clip
+    cfg, _ = models['stable']
+    files, marker = _bad_files(tmp_path, models)
+    for name, (path, match) in files.items():
+        code, err = run_cli(capsys, video, '--config', cfg, '--checkpoint',
+                            path, '--out-dir', tmp_path / name, '--device',
+                            'cpu', '--full-frame')
+        assert code == 1, (name, err)
+        assert err.startswith('demo_video.py: error: --checkpoint')
+        assert str(path) in err and match in err, (name, err)
+        assert not osp.exists(tmp_path / name), name  # nothing written
+    assert not marker.exists()  # the payload did not run
+    # a partial load on purpose
+    code, err = run_cli(capsys, video, '--config', cfg, '--checkpoint',
+                        files['k98'][0], '--out-dir', tmp_path / 'partial',
+                        '--device', 'cpu', '--full-frame', '--max-frames', 2,
+                        '--allow-partial-load')
+    assert (code, err) == (0, '')
+
+
+def test_bad_inputs_and_options(models, clip, tmp_path, capsys):
+    video, boxes = clip
+    cfg, ckpt = models['stable']
+    base = ['--checkpoint', ckpt, '--out-dir', tmp_path / 'out', '--device',
+            'cpu']
+    syntax = tmp_path / 'syntax.py'
+    syntax.write_text('model = dict(type=\n')
+    unknown = tmp_path / 'unknown.py'
+    unknown.write_text(open(cfg).read().replace(
+        "type='ResNet'", "type='NoSuchBackbone'"))
+    bad_json = tmp_path / 'bad.json'
+    bad_json.write_text('[[1, 2')
+    nan_box = tmp_path / 'nan.json'
+    nan_box.write_text(json.dumps({'3': [[1, 2, 3, 4], [5, 6, 2, 8]]}))
+    outside = tmp_path / 'outside.json'
+    outside.write_text(json.dumps([[b.tolist()] for b in boxes[:2]] +
+                                  [[[4900, 4900, 5000, 5000]]]))
+    cases = [
+        # (argv, exit code, expected parts of the message)
+        ([tmp_path / 'nope.mp4', '--config', cfg, '--full-frame'], 1,
+         ['nope.mp4', 'no such video']),
+        ([video, '--config', tmp_path / 'nope.py', '--full-frame'], 1,
+         ['--config', 'nope.py', 'no such file']),
+        ([video, '--config', syntax, '--full-frame'], 1,
+         ['--config', 'syntax.py', 'cannot read the config']),
+        ([video, '--config', unknown, '--full-frame'], 1,
+         ['--config', 'unknown.py', 'cannot build the model',
+          'NoSuchBackbone']),
+        ([video, '--config', cfg, '--bbox-file', tmp_path / 'no.json'], 1,
+         ['--bbox-file', 'no.json', 'no such file']),
+        ([video, '--config', cfg, '--bbox-file', bad_json], 1,
+         ['--bbox-file', 'bad.json', 'not valid JSON']),
+        ([video, '--config', cfg, '--bbox-file', nan_box], 1,
+         ['--bbox-file', 'nan.json', 'frame 3', 'box 1 [5, 6, 2, 8] is '
+          'inverted']),
+        ([video, '--config', cfg, '--bbox-file', outside], 1,
+         ['--bbox-file', 'outside.json', 'frame 2', 'box 0 [4900, 4900, '
+          '5000, 5000] lies entirely outside the image (image 96x96)']),
+        ([video, '--config', cfg, '--full-frame', '--iou-thr', '1.5'], 2,
+         ['--iou-thr must be in [0, 1), got 1.5']),
+        ([video, '--config', cfg, '--full-frame', '--max-frames', '0'], 2,
+         ['--max-frames must be >= 1']),
+        ([video, '--config', cfg, '--full-frame', '--filter',
+          "dict(type=__import__('os'))"], 2, ['--filter']),
+        ([video, '--config', cfg, '--no-such-option'], 2,
+         ['unrecognized arguments: --no-such-option']),
+        ([video, '--full-frame'], 2, ['--config']),
+    ]
+    for argv, expected, parts in cases:
+        code, err = run_cli(capsys, *argv, *base)
+        assert code == expected, (argv, err)
+        assert err.startswith('demo_video.py: error: '), err
+        for part in parts:
+            assert part in err, (part, err)

@@ -131,3 +131,11 @@ def test_bad_box_arrays():
         check_boxes([['a', 1, 2, 3]], (50, 60))
     with pytest.raises(ValueError, match='invalid_boxes'):
         check_boxes([], (5, 5), invalid_boxes='drop')
+
+
+def test_boxes_without_image_size_skip_only_the_outside_test():
+    far = [[4900, 4900, 5000, 5000]]
+    np.testing.assert_array_equal(check_boxes(far, None), [far[0] + [1]])
+    with pytest.raises(ValueError, match=r'box 0 \[5, 1, 2, 3\] is inverted'
+                       r' \(x2 < x1 or y2 < y1\); fix'):
+        check_boxes([[5, 1, 2, 3]], None)

@@ -14,6 +14,24 @@ default, offline; an MMDetection detector with ``--det-config``; boxes from
   the per-landmark Allan variance (MAV, docs/conventions.md §4) of raw vs
   stabilised.
 
+No output overwrites an input: an ``--out-dir`` where ``<name>.mp4`` /
+``.json`` / ``_stability.png`` would replace the video, the box file, the
+config or the checkpoint (symlinks and hard links included), or inside a
+folder of frames, is refused before anything is written.
+
+Exit codes (expected failures print one line ``demo_video.py: error: ...``
+naming the file and the fix, no traceback):
+
+- 0: done;
+- 1: an input cannot be used (missing, unreadable, empty, corrupt or unsafe
+  video / config / checkpoint / box file; an output would overwrite an
+  input); nothing was written;
+- 2: bad command line (missing ``--checkpoint``, bad option values);
+- 3: incomplete: some frames could not be read (a truncated or damaged
+  video, unreadable images in a folder). The outputs cover the frames read;
+  stderr and the JSON (``unread_frames``, ``first_unread_frame``) say how
+  many were lost and from which index.
+
 Usage::
 
     python tools/demo_video.py VIDEO_OR_CAMERA_INDEX_OR_FOLDER \\
@@ -29,22 +47,45 @@ import tempfile
 import time
 from typing import Iterator, List, Optional, Tuple
 
-import cv2
-import numpy as np
+# FFmpeg's own messages about a damaged file ("overread 8", ...) would
+# interleave with the tool's one-line report of it (exit code 3)
+os.environ.setdefault('OPENCV_FFMPEG_LOGLEVEL', '-8')  # AV_LOG_QUIET
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 RAW_COLOR, STABLE_COLOR = (0, 0, 255), (0, 255, 0)  # BGR
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """A bad command line (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+
+    def error(self, message):  # one line instead of usage + message
+        raise UsageError(message)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         description=__doc__.split('\n\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         'source', help='video file, camera index (e.g. 0) or a folder of '
         'frames (sorted by name)')
     parser.add_argument('--config', required=True, help='model config')
-    parser.add_argument('--checkpoint', help='model weights')
+    parser.add_argument('--checkpoint', help='model weights (required)')
+    parser.add_argument(
+        '--random-weights', action='store_true',
+        help='run without --checkpoint, on random weights (debugging only: '
+        'the landmarks are meaningless)')
+    parser.add_argument(
+        '--allow-partial-load', action='store_true',
+        help='load a checkpoint that does not fit the model anyway (weights '
+        'that do not fit stay random; debugging only)')
     parser.add_argument('--out-dir', required=True)
     parser.add_argument('--device', default=None,
                         help='default: cuda:0 if available, else cpu')
@@ -81,7 +122,30 @@ def parse_args(argv=None):
                         'source\'s, 30 for cameras and folders)')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.checkpoint is None and not args.random_weights:
+        raise UsageError('no --checkpoint: pass the model weights with '
+                         '--checkpoint CKPT (or --random-weights to debug '
+                         'on random weights)')
+    if args.checkpoint is not None and args.random_weights:
+        raise UsageError('--checkpoint and --random-weights exclude each '
+                         'other')
+    for name in ('max_faces', 'max_frames', 'threads'):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f'--{name.replace("_", "-")} must be >= 1, got '
+                             f'{value}')
+    if args.fps is not None and not 0 < args.fps < 1000:
+        raise UsageError(f'--fps must be in (0, 1000), got {args.fps}')
+    if not 0 <= args.iou_thr < 1:
+        raise UsageError(f'--iou-thr must be in [0, 1), got {args.iou_thr}')
+    if args.det_checkpoint and not args.det_config:
+        raise UsageError('--det-checkpoint needs --det-config')
+    try:
+        args.filter = parse_filter(args.filter)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    return args
 
 
 # ------------------------------------------------------------------- input
@@ -114,6 +178,9 @@ class FrameSource:
                 raise OSError(f'cannot read video {source}: OpenCV could not '
                               'open it (not a video, an unsupported codec, or '
                               'a file without frames)')
+        # the container's frame count, read before the capture is released
+        self.num_frames = self._count()
+        self.unread_files: List[int] = []
 
     @property
     def fps(self) -> Optional[float]:
@@ -122,8 +189,7 @@ class FrameSource:
         fps = self.cap.get(cv2.CAP_PROP_FPS)
         return fps if fps and 0 < fps < 1000 else None
 
-    @property
-    def num_frames(self) -> int:
+    def _count(self) -> int:
         """Expected number of frames (0: unknown)."""
         if self.files is not None:
             return len(self.files)
@@ -131,19 +197,40 @@ class FrameSource:
             return 0
         return max(int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
 
-    def __iter__(self) -> Iterator[np.ndarray]:
+    def __iter__(self) -> Iterator[Tuple[int, Optional[np.ndarray]]]:
+        """``(index, frame)``; ``frame`` is ``None`` for an image of a folder
+        that cannot be read. A video ends at the first frame OpenCV cannot
+        read; :meth:`unread` compares with the container's frame count."""
+        self.unread_files: List[int] = []
         if self.files is not None:
-            for f in self.files:
+            for i, f in enumerate(self.files):
                 img = cv2.imread(f, cv2.IMREAD_COLOR)
                 if img is None:
-                    raise OSError(f'cannot read image {f}')
-                yield img
+                    self.unread_files.append(i)
+                yield i, img
             return
+        index = 0
         while True:
             ok, frame = self.cap.read()
             if not ok:
                 return
-            yield frame
+            yield index, frame
+            index += 1
+
+    def unread(self, num_read: int,
+               stop: Optional[int] = None) -> Tuple[int, Optional[int]]:
+        """``(count, first index)`` of the frames that could not be read,
+        out of the expected ones (the first ``stop`` if given); ``(0,
+        None)`` for a camera or when nothing is missing."""
+        if self.files is not None:
+            lost = [i for i in self.unread_files if stop is None or i < stop]
+            return len(lost), (lost[0] if lost else None)
+        expected = self.num_frames
+        if stop is not None:
+            expected = min(expected, stop)
+        if self.is_camera or num_read >= expected:
+            return 0, None
+        return expected - num_read, num_read
 
     def close(self):
         if self.cap is not None:
@@ -151,25 +238,44 @@ class FrameSource:
 
 
 def load_bbox_file(path: str):
-    """Frame index -> (N, 4 or 5) boxes."""
-    with open(path) as f:
-        data = json.load(f)
+    """Frame index -> (N, 4 or 5) float32 boxes; every error names ``path``
+    and the frame. Boxes with NaN/inf, inverted or zero-area are refused
+    here; a box outside its frame is refused by the tracker."""
+    from mmstable.apis.image_input import check_boxes
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'--bbox-file {path}: no such file')
+    try:
+        with open(path, encoding='utf-8') as f:
+            data = json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f'--bbox-file {path}: not valid JSON ({e})') from e
+    fmt = ('expected a list (one entry per frame) or a dict frame index -> '
+           'boxes, each entry a list of [x1, y1, x2, y2(, score)]')
     if isinstance(data, list):
-        items = enumerate(data)
+        items = list(enumerate(data))
     elif isinstance(data, dict):
-        items = ((int(k), v) for k, v in data.items())
+        try:
+            items = [(int(k), v) for k, v in data.items()]
+        except ValueError as e:
+            raise ValueError(f'--bbox-file {path}: a key is not a frame '
+                             f'index ({e}); {fmt}') from e
     else:
-        raise ValueError(f'{path}: expected a list (one entry per frame) or '
-                         'a dict frame index -> boxes')
+        raise ValueError(f'--bbox-file {path}: {fmt}')
     boxes = {}
     for i, entry in items:
-        arr = np.asarray(entry if entry else [], np.float32)
+        where = f'--bbox-file {path}: frame {i}'
+        try:
+            arr = np.asarray(entry if entry else [], np.float32)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f'{where}: {fmt} ({e})') from e
         if arr.ndim == 1 and arr.size in (4, 5):
             arr = arr[None]
         if arr.size and (arr.ndim != 2 or arr.shape[1] not in (4, 5)):
-            raise ValueError(f'{path}: frame {i}: boxes must be [[x1, y1, x2,'
-                             f' y2(, score)], ...], got shape {arr.shape}')
-        boxes[i] = arr.reshape(-1, arr.shape[-1] if arr.size else 4)
+            raise ValueError(f'{where}: boxes must be [[x1, y1, x2, y2(, '
+                             f'score)], ...], got shape {arr.shape}')
+        arr = arr.reshape(-1, arr.shape[-1] if arr.size else 4)
+        check_boxes(arr, None, where)  # the frame size is not known yet
+        boxes[i] = arr
     return boxes
 
 
@@ -321,13 +427,50 @@ def output_paths(out_dir: str, name: str) -> Tuple[str, str, str]:
             osp.join(out_dir, f'{name}_stability.png'))
 
 
+def load_model(args):
+    """``init_model`` with one-line errors naming the file to fix."""
+    from mmengine.config import Config
+
+    from mmstable.apis import init_model
+    from mmstable.utils.checkpoint import (CheckpointError,
+                                           CheckpointMismatchError)
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'--config {args.config}: no such file; pass '
+                                'a model config (.py)')
+    try:
+        cfg = Config.fromfile(args.config)
+    except Exception as e:  # syntax errors, bad _base_, ...
+        raise ValueError(f'--config {args.config}: cannot read the config: '
+                         f'{_one_line(e)}') from e
+    try:
+        return init_model(cfg, args.checkpoint, device=args.device,
+                          allow_partial_load=args.allow_partial_load or None)
+    except CheckpointMismatchError as e:
+        raise ValueError(
+            f'--checkpoint {args.checkpoint}: {_one_line(e)} (here: '
+            '--allow-partial-load)') from e
+    except CheckpointError as e:  # names the file and the fix
+        raise ValueError(f'--checkpoint: {_one_line(e)}') from e
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ValueError(
+            f'--config {args.config}: cannot build the model '
+            f'({type(e).__name__}: {_one_line(e)}); fix the config') from e
+
+
+def _one_line(error: BaseException) -> str:
+    text = ' '.join(str(error).split())
+    return text or type(error).__name__
+
+
 def main(argv=None) -> dict:
-    """Run the demo; returns the output paths, frame count and fps."""
+    """Run the demo; returns the output paths, frame count, fps and the
+    frames that could not be read (``unread_frames``,
+    ``first_unread_frame``)."""
     args = parse_args(argv)
     import torch
     from mmengine.utils import ProgressBar
 
-    from mmstable.apis import StableFaceTracker, init_model
+    from mmstable.apis import StableFaceTracker
     from mmstable.utils.safe_paths import check_no_overwrite
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -344,10 +487,9 @@ def main(argv=None) -> dict:
          '--det-checkpoint': args.det_checkpoint},
         hint='pass another --out-dir')
     bbox_file = load_bbox_file(args.bbox_file) if args.bbox_file else None
-    filt = parse_filter(args.filter)
-    model = init_model(args.config, args.checkpoint, device=args.device)
+    model = load_model(args)
     tracker = StableFaceTracker(
-        model, detector=build_detector(args), filter=filt,
+        model, detector=build_detector(args), filter=args.filter,
         iou_thr=args.iou_thr, track_by=args.track_by,
         max_faces=args.max_faces)
 
@@ -358,19 +500,28 @@ def main(argv=None) -> dict:
         total = min(total, args.max_frames) if total else args.max_frames
     progress = ProgressBar(total) if total else None
 
-    records, writer, size = [], None, None
+    records, writer, size, num_read = [], None, None, 0
     start = time.perf_counter()
     try:
-        for index, frame in enumerate(source):
+        for index, frame in source:
             if args.max_frames and index >= args.max_frames:
                 break
+            if frame is None:  # an unreadable image: its tracks end here
+                tracker.reset()
+                continue
+            num_read += 1
             if args.full_frame:
                 boxes = None  # the tracker uses the whole frame
             elif bbox_file is not None:
                 boxes = bbox_file.get(index, np.zeros((0, 4), np.float32))
             else:
                 boxes = None  # the tracker asks the detector
-            results = tracker.update(frame, boxes)
+            try:
+                results = tracker.update(frame, boxes)
+            except ValueError as e:
+                if bbox_file is None:
+                    raise
+                raise ValueError(f'--bbox-file {args.bbox_file}: {e}') from e
             records.append(frame_record(index, frame, results))
 
             canvas = draw(frame, results, 'stable', 'stabilised')
@@ -383,7 +534,8 @@ def main(argv=None) -> dict:
                                          cv2.VideoWriter_fourcc(*'mp4v'),
                                          fps_out, size)
                 if not writer.isOpened():
-                    raise OSError(f'cannot write video {out_video}')
+                    raise OSError(f'cannot write video {out_video}; check '
+                                  '--out-dir')
             if canvas.shape[1::-1] != size:
                 # one video has one size: later frames of another resolution
                 # are scaled to the first (the JSON keeps the real size)
@@ -398,12 +550,14 @@ def main(argv=None) -> dict:
     elapsed = time.perf_counter() - start
     if not records:
         raise ValueError(f'{args.source}: no frames could be read (empty '
-                         'video)')
+                         'video, or no readable image)')
+    unread, first_unread = source.unread(num_read, args.max_frames)
 
     with open(out_json, 'w') as f:
         json.dump(
             dict(source=args.source, config=args.config,
                  checkpoint=args.checkpoint, num_frames=len(records),
+                 unread_frames=unread, first_unread_frame=first_unread,
                  frames=records), f)
     mav = plot_stability(records, out_png)
     fps = len(records) / max(elapsed, 1e-9)
@@ -415,12 +569,32 @@ def main(argv=None) -> dict:
               ', '.join(f'{k} {v:.4g} px²' for k, v in mav.items()))
     print(f'wrote {out_video}, {out_json}, {out_png}')
     return dict(video=out_video, json=out_json, png=out_png,
-                num_frames=len(records), fps=fps, mav=mav)
+                num_frames=len(records), fps=fps, mav=mav,
+                unread_frames=unread, first_unread_frame=first_unread,
+                source=args.source)
+
+
+def cli(argv=None) -> int:
+    """:func:`main` with the exit codes of the module docstring; expected
+    failures print one line on stderr, no traceback."""
+    prog = 'demo_video.py'
+    try:
+        out = main(argv)
+    except UsageError as e:
+        print(f'{prog}: error: {e} (see --help)', file=sys.stderr)
+        return EXIT_USAGE
+    except (OSError, ValueError) as e:  # incl. FileNotFoundError
+        print(f'{prog}: error: {_one_line(e)}', file=sys.stderr)
+        return EXIT_ERROR
+    if out['unread_frames']:
+        print(f'{prog}: error: {out["source"]}: {out["unread_frames"]} '
+              'frame(s) could not be read, the first at index '
+              f'{out["first_unread_frame"]} (a truncated or damaged file); '
+              f'the outputs cover the {out["num_frames"]} frames read',
+              file=sys.stderr)
+        return EXIT_INCOMPLETE
+    return EXIT_OK
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except (FileNotFoundError, OSError, ValueError) as e:
-        print(f'demo_video.py: error: {e}', file=sys.stderr)
-        sys.exit(1)
+    sys.exit(cli())

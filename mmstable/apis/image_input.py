@@ -80,7 +80,7 @@ def check_image(image, where: str = 'image') -> np.ndarray:
 
 
 def check_boxes(boxes,
-                image_shape: Tuple[int, int],
+                image_shape: Optional[Tuple[int, int]],
                 where: str = 'face boxes',
                 invalid_boxes: str = 'error') -> np.ndarray:
     """Validate face boxes; return them as float32 (N, 5) (score 1 added to
@@ -89,7 +89,9 @@ def check_boxes(boxes,
     Args:
         boxes (array-like): (N, 4) or (N, 5) ``x1, y1, x2, y2[, score]``;
             empty: no face.
-        image_shape (tuple): (H, W) of the image the boxes are in.
+        image_shape (tuple, optional): (H, W) of the image the boxes are
+            in; ``None``: not known yet (the outside-the-image test is left
+            out).
         where (str): how to name the boxes in messages (e.g. the frame).
         invalid_boxes (str): ``'error'`` (raise ``ValueError`` naming the
             first invalid box) or ``'skip'`` (drop each with a warning
@@ -110,14 +112,15 @@ def check_boxes(boxes,
                          f'y1, x2, y2[, score]; got shape {arr.shape}')
     if arr.shape[1] == 4:
         arr = np.concatenate([arr, np.ones((len(arr), 1))], axis=1)
-    h, w = image_shape[:2]
+    h, w = image_shape[:2] if image_shape is not None else (np.inf, np.inf)
+    size = f' (image {w}x{h})' if image_shape is not None else ''
     keep = np.ones(len(arr), bool)
     for i, box in enumerate(arr):
         why = _invalid_reason(box, h, w)
         if why is None:
             continue
         msg = (f'{where}: box {i} [{", ".join(f"{v:.6g}" for v in box[:4])}]'
-               f' {why} (image {w}x{h})')
+               f' {why}{size}')
         if invalid_boxes == 'error':
             raise ValueError(msg + '; fix the boxes or the detector, or pass '
                              "invalid_boxes='skip' to drop such boxes")
