@@ -24,8 +24,10 @@ naming the file and the fix, no traceback):
 
 - 0: done;
 - 1: an input cannot be used (missing, unreadable, empty, corrupt or unsafe
-  video / config / checkpoint / box file; an output would overwrite an
-  input); nothing was written;
+  video / config / checkpoint / box file; a checkpoint that does not fit the
+  model; an output would overwrite an input): found before anything is
+  written, except a face box that proves invalid for its frame mid-video
+  (e.g. outside the frame), which stops the run there;
 - 2: bad command line (missing ``--checkpoint``, bad option values);
 - 3: incomplete: some frames could not be read (a truncated or damaged
   video, unreadable images in a folder). The outputs cover the frames read;
@@ -374,6 +376,12 @@ def plot_stability(records: List[dict], out_png: str) -> dict:
     """Trajectories (mmstable's ``plot_trajectories``) above the
     per-landmark Allan variance of the longest track; returns its MAV per
     series."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return _plot_stability(records, out_png, tmp)
+
+
+def _plot_stability(records: List[dict], out_png: str, tmp: str) -> dict:
+    """:func:`plot_stability`, its two panels drawn in folder ``tmp``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -401,12 +409,12 @@ def plot_stability(records: List[dict], out_png: str) -> dict:
         ax.set_ylabel('Allan variance τ=1 (px²)')
         ax.set_title(f'track #{tid}: {len(track["frame_ids"])} frames')
         ax.legend(fontsize='small')
-        traj = osp.join(tempfile.mkdtemp(), 'trajectories.png')
+        traj = osp.join(tmp, 'trajectories.png')
         plot_trajectories(series, traj, frame_ids=track['frame_ids'],
                           title=f'track #{tid}')
     fig.tight_layout()
     FigureCanvasAgg(fig)
-    bars = osp.join(tempfile.mkdtemp(), 'mav.png')
+    bars = osp.join(tmp, 'mav.png')
     fig.savefig(bars, dpi=100)
     parts = [cv2.imread(p) for p in (traj, bars) if p is not None]
     width = max(p.shape[1] for p in parts)
