@@ -1,10 +1,10 @@
 """Face detectors for :class:`~mmstable.apis.StableFaceTracker`.
 
 A detector is any callable ``frame (H, W, 3) uint8 BGR -> (N, 4) or (N, 5)``
-array of boxes ``x1, y1, x2, y2[, score]`` in image pixels. The two here
-accept the images of :func:`mmstable.apis.image_input.check_image`. Two are provided:
+array of boxes ``x1, y1, x2, y2[, score]`` in image pixels. Two are provided:
 :class:`HaarFaceDetector` (OpenCV's bundled Haar cascade: works offline, no
-weights to download) and :class:`MMDetFaceDetector` (any MMDetection model).
+weights to download) and :class:`MMDetFaceDetector` (any MMDetection model);
+both accept the images of :func:`mmstable.apis.image_input.check_image`.
 """
 from typing import Optional, Sequence, Tuple
 
