@@ -298,10 +298,10 @@ def test_truncated_video_reports_unread_frames(models, tmp_path, capsys):
                         '--out-dir', tmp_path / 'out', '--device', 'cpu',
                         '--full-frame')
     assert code == demo.EXIT_INCOMPLETE == 3
-    assert err == (f'demo_video.py: error: {path}: {24 - num_read} frame(s) '
-                   f'could not be read, the first at index {num_read} (a '
-                   'truncated or damaged file); the outputs cover the '
-                   f'{num_read} frames read')
+    assert err == (f'demo_video.py: error: {path}: {24 - num_read} of its 24 '
+                   'frames could not be read, the first at index '
+                   f'{num_read} (a truncated or damaged file?); the outputs '
+                   f'cover the {num_read} frames read')
     with open(tmp_path / 'out' / 'cut.json') as f:
         data = json.load(f)
     assert (data['num_frames'], data['unread_frames'],
@@ -324,8 +324,8 @@ def test_unreadable_image_in_folder(models, tmp_path, capsys):
     code, err = run_cli(capsys, folder, '--config', cfg, '--checkpoint', ckpt,
                         '--out-dir', tmp_path / 'out', '--device', 'cpu',
                         '--full-frame')
-    assert code == 3 and '1 frame(s) could not be read, the first at index ' \
-        '2' in err
+    assert code == 3 and '1 of its 5 frames could not be read, the first ' \
+        'at index 2' in err
     with open(tmp_path / 'out' / 'frames.json') as f:
         records = json.load(f)['frames']
     assert [r['frame_id'] for r in records] == [0, 1, 3, 4]

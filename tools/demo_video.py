@@ -595,9 +595,10 @@ def cli(argv=None) -> int:
         print(f'{prog}: error: {_one_line(e)}', file=sys.stderr)
         return EXIT_ERROR
     if out['unread_frames']:
-        print(f'{prog}: error: {out["source"]}: {out["unread_frames"]} '
-              'frame(s) could not be read, the first at index '
-              f'{out["first_unread_frame"]} (a truncated or damaged file); '
+        expected = out['num_frames'] + out['unread_frames']
+        print(f'{prog}: error: {out["source"]}: {out["unread_frames"]} of '
+              f'its {expected} frames could not be read, the first at index '
+              f'{out["first_unread_frame"]} (a truncated or damaged file?); '
               f'the outputs cover the {out["num_frames"]} frames read',
               file=sys.stderr)
         return EXIT_INCOMPLETE
