@@ -294,11 +294,11 @@ def _face_size(results):
     return np.sqrt(w * h)
 
 
-def _motion_frames(seed=0, T=5, input_size=(64, 64), **cfg):
+def _motion_frames(seed=0, T=5, input_size=(64, 64), rot=0., **cfg):
     make = TRANSFORMS.build(dict(type='MakeMotionClip', **cfg))
     affine = TRANSFORMS.build(
         dict(type='ShiftedTopdownAffine', input_size=input_size))
-    results = dict(synthetic_results(), clip_len=T, clip_seed=seed)
+    results = dict(synthetic_results(rot), clip_len=T, clip_seed=seed)
     return [affine(f) for f in make(results)['frames']]
 
 
@@ -362,13 +362,16 @@ def test_motion_clip_crop_affine_is_exact(seed):
     equals MMPose's warp of the frame's box (what the head rebuilds from the
     metainfo), and the crop equals TopdownAffine's crop of the source warped
     explicitly by ``face_warp``."""
-    frames = _motion_frames(seed, T=4, still_prob=0.,
+    rot = 25. * (seed % 2)  # a clip-level rotated crop (RandomBBoxTransform)
+    frames = _motion_frames(seed, T=4, rot=rot, still_prob=0.,
                             face_motion_prob=0.5, rotation_speed=5.,
                             scale_speed=0.05)
     from mmpose.structures.bbox import get_warp_matrix
     plain = TRANSFORMS.build(dict(type='TopdownAffine', input_size=(64, 64)))
-    src = synthetic_results()
+    src = synthetic_results(rot)
     for f in frames:
+        if 'face_warp' not in f:  # crop motion: the box never rotates
+            np.testing.assert_array_equal(f['bbox_rotation'], [rot])
         A = f['crop_affine']
         assert A.shape == (2, 3)
         mapped = f['keypoints'][0] @ A[:, :2].T + A[:, 2]

@@ -49,8 +49,10 @@ class MakeMotionClip(MakeShiftedClip):
       aligned. The refiner is told the crop, not ``F_t``: it must follow the
       face from the heatmaps.
     - **crop motion**: the face stays still in the source and the crop moves
-      along the trajectory (translation, rotation, scale); the refiner is
-      told all of it through ``crop_affine``, so it can undo it exactly.
+      along the trajectory (translation and scale; the box stays axis
+      aligned as a detector's, so MMPose's rotation-free input -> image
+      mapping of the predictions stays exact); the refiner is told all of it
+      through ``crop_affine``, so it can undo it exactly.
 
     Every frame's box then gets **detector jitter**: independent Gaussian
     offsets of its centre (σ ``jitter_center`` % of the face size per axis)
@@ -93,8 +95,9 @@ class MakeMotionClip(MakeShiftedClip):
         acceleration (float): Std of the per-frame velocity change, as a
             fraction of the clip's speed (translation) or of the rate bounds
             (rotation, scale). Defaults to 0.25.
-        rotation_speed (float): Bound of the in-plane rotation rate, degrees
-            per frame (uniform). Defaults to 2.0.
+        rotation_speed (float): Bound of the in-plane rotation rate of the
+            face (face-motion clips), degrees per frame (uniform). Defaults
+            to 2.0.
         scale_speed (float): Bound of the scale rate, log-scale per frame
             (uniform; 0.01 = 1 % per frame). Defaults to 0.01.
         face_motion_prob (float): Probability that a clip's trajectory moves
@@ -246,7 +249,7 @@ class MakeMotionClip(MakeShiftedClip):
             else:
                 center = center0 + trans[t]
                 scale = scale0 * np.exp(log_scale[t])
-                rotation = rot0 + rot[t]
+                rotation = rot0
                 frame['image_velocity'] = (-velocity[t]).astype(np.float32)
             frame['bbox_center'] = (center + motion['center_jitter'][t]
                                     )[None].astype(np.float32)
