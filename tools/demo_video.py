@@ -47,7 +47,7 @@ import os.path as osp
 import sys
 import tempfile
 import time
-from typing import Iterator, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 # FFmpeg's own messages about a damaged file ("overread 8", ...) would
 # interleave with the tool's one-line report of it (exit code 3)
@@ -56,7 +56,6 @@ os.environ.setdefault('OPENCV_FFMPEG_LOGLEVEL', '-8')  # AV_LOG_QUIET
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 RAW_COLOR, STABLE_COLOR = (0, 0, 255), (0, 255, 0)  # BGR
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 
@@ -151,94 +150,6 @@ def parse_args(argv=None):
 
 
 # ------------------------------------------------------------------- input
-class FrameSource:
-    """Frames of a video file, a camera or a folder, with a clear error
-    naming the source when it cannot be read."""
-
-    def __init__(self, source: str):
-        self.source = source
-        self.files: Optional[List[str]] = None
-        self.cap = None
-        self.is_camera = source.isdigit() and not osp.exists(source)
-        if self.is_camera:
-            self.name = f'camera{source}'
-            self.cap = cv2.VideoCapture(int(source))
-            if not self.cap.isOpened():
-                raise OSError(f'cannot open camera {source} (OpenCV '
-                              'VideoCapture failed)')
-        elif osp.isdir(source):
-            self.name = osp.basename(osp.normpath(source))
-            self.files = sorted(
-                osp.join(source, f) for f in os.listdir(source)
-                if f.lower().endswith(IMAGE_EXTS))
-        elif not osp.exists(source):
-            raise FileNotFoundError(f'no such video file or folder: {source}')
-        else:
-            self.name = osp.splitext(osp.basename(source))[0]
-            self.cap = cv2.VideoCapture(source)
-            if not self.cap.isOpened():
-                raise OSError(f'cannot read video {source}: OpenCV could not '
-                              'open it (not a video, an unsupported codec, or '
-                              'a file without frames)')
-        # the container's frame count, read before the capture is released
-        self.num_frames = self._count()
-        self.unread_files: List[int] = []
-
-    @property
-    def fps(self) -> Optional[float]:
-        if self.cap is None:
-            return None
-        fps = self.cap.get(cv2.CAP_PROP_FPS)
-        return fps if fps and 0 < fps < 1000 else None
-
-    def _count(self) -> int:
-        """Expected number of frames (0: unknown)."""
-        if self.files is not None:
-            return len(self.files)
-        if self.is_camera:
-            return 0
-        return max(int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
-
-    def __iter__(self) -> Iterator[Tuple[int, Optional[np.ndarray]]]:
-        """``(index, frame)``; ``frame`` is ``None`` for an image of a folder
-        that cannot be read. A video ends at the first frame OpenCV cannot
-        read; :meth:`unread` compares with the container's frame count."""
-        self.unread_files: List[int] = []
-        if self.files is not None:
-            for i, f in enumerate(self.files):
-                img = cv2.imread(f, cv2.IMREAD_COLOR)
-                if img is None:
-                    self.unread_files.append(i)
-                yield i, img
-            return
-        index = 0
-        while True:
-            ok, frame = self.cap.read()
-            if not ok:
-                return
-            yield index, frame
-            index += 1
-
-    def unread(self, num_read: int,
-               stop: Optional[int] = None) -> Tuple[int, Optional[int]]:
-        """``(count, first index)`` of the frames that could not be read,
-        out of the expected ones (the first ``stop`` if given); ``(0,
-        None)`` for a camera or when nothing is missing."""
-        if self.files is not None:
-            lost = [i for i in self.unread_files if stop is None or i < stop]
-            return len(lost), (lost[0] if lost else None)
-        expected = self.num_frames
-        if stop is not None:
-            expected = min(expected, stop)
-        if self.is_camera or num_read >= expected:
-            return 0, None
-        return expected - num_read, num_read
-
-    def close(self):
-        if self.cap is not None:
-            self.cap.release()
-
-
 def load_bbox_file(path: str):
     """Frame index -> (N, 4 or 5) float32 boxes; every error names ``path``
     and the frame. Boxes with NaN/inf, inverted or zero-area are refused
@@ -478,7 +389,7 @@ def main(argv=None) -> dict:
     import torch
     from mmengine.utils import ProgressBar
 
-    from mmstable.apis import StableFaceTracker
+    from mmstable.apis import FrameSource, StableFaceTracker
     from mmstable.utils.safe_paths import check_no_overwrite
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -4,10 +4,11 @@ Modelled on :mod:`mmpose.apis` (``init_model``, ``inference_topdown``), which
 they call.
 """
 from .face_detectors import HaarFaceDetector, MMDetFaceDetector
+from .frame_source import FrameSource
 from .inference import init_model
 from .stable_face_tracker import StableFaceTracker, TrackResult
 
 __all__ = [
     'init_model', 'StableFaceTracker', 'TrackResult', 'HaarFaceDetector',
-    'MMDetFaceDetector'
+    'MMDetFaceDetector', 'FrameSource'
 ]
