@@ -1,45 +1,41 @@
 """tools/train.py end to end on a tiny model and tiny synthetic data: a
-fine-tune killed after an epoch resumes (``--resume``) to exactly the result
-of an uninterrupted run; 2-process DDP (gloo, CPU) trains the refiner and
-leaves the frozen image model untouched on every rank.
+2-epoch fine-tune killed with SIGKILL in the middle of epoch 2 and resumed
+with ``--resume`` (and ``--cfg-options load_from=<image model>``, as
+``tools/demo.py`` passes it) continues exactly like an uninterrupted run:
+same per-iteration losses after the resume, same final weights, same
+validation metrics; 2-process DDP (gloo, CPU) trains the refiner and leaves
+the frozen image model untouched on every rank.
 
-Reproducibility of a resumed run (what has to be replayed, and how):
+How a resumed run replays what the killed one would have drawn
+(``ResumableEpochBasedTrainLoop``, which tools/train.py uses for every
+epoch-based config, and ``RNGStateHook``):
 
-- model / optimizer / LR scheduler / message hub: restored from the
-  checkpoint by MMEngine's ``Runner.resume``;
-- sample order: ``DefaultSampler`` shuffles with ``seed + epoch``
-  (``DistSamplerSeedHook`` sets the epoch), so epoch 2 draws the same order
-  in both runs;
-- augmentation (flip, rotation / scale, pseudo-clip shifts, degradations,
-  clip lengths: global ``np.random`` / ``random`` in the data pipeline):
-  not in any checkpoint. With ``num_workers >= 1`` and
-  ``persistent_workers=False`` every epoch starts new workers that MMEngine's
-  ``worker_init_fn`` seeds with ``seed + worker_id (+ rank)``, so an epoch's
-  draws do not depend on the epochs before it and a resumed run replays
-  them. With ``num_workers=0`` the pipeline draws from the main process's
-  RNG, which continues across epochs and is re-seeded (not restored) on
-  resume: that setting is not resumable bit for bit, so the config here
-  pins ``num_workers=1, persistent_workers=False``. (A side effect of
-  MMEngine's seeding: every epoch replays the same augmentation stream, in a
-  different sample order.)
-- no dropout, and the frozen model runs in eval mode, so the main process's
-  torch RNG plays no part after the weights are built (and resumed weights
-  come from the checkpoint).
+- model / optimizer / LR scheduler / message hub: ``Runner.resume``;
+- sample order: MMEngine's ``DefaultSampler`` shuffles with seed + epoch;
+- augmentation in the data workers (``num_workers >= 1``): every epoch gets
+  new workers seeded from (seed, epoch, rank, worker); the resumed run
+  re-draws the epoch's first batches (loads and discards them) so the
+  workers reach the state they had at the checkpoint (``persistent_workers``
+  is turned off by the loop: the config below asks for it, as the demo's
+  does, to prove that);
+- the main process's torch / numpy / random state: reseeded from (seed,
+  epoch) at each epoch start, and restored from the checkpoint
+  (``rng_state``) when resuming mid-epoch.
 """
 import copy
+import glob
 import json
 import os
 import os.path as osp
-import runpy
+import signal
 import subprocess
 import sys
 
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.hooks import Hook
 
-from mmpose.registry import DATASETS, HOOKS, MODELS
+from mmpose.registry import DATASETS, MODELS
 from mmstable.utils import safe_load
 from test_freeze import TINY_MODEL  # the tiny HRNet + refiner of the tests
 
@@ -80,7 +76,7 @@ def tiny_config(data_root, image_ckpt, max_epochs=2):
         load_from=image_ckpt,
         train_dataloader=dict(
             batch_size=2,
-            num_workers=1, persistent_workers=False,  # see module docstring
+            num_workers=1, persistent_workers=True,  # see module docstring
             sampler=dict(type='DefaultSampler', shuffle=True),
             collate_fn=dict(type='clip_collate'),
             dataset=dict(
@@ -88,20 +84,37 @@ def tiny_config(data_root, image_ckpt, max_epochs=2):
                 pipeline=pipeline,
                 dataset=dict(type='SyntheticFaceVideoDataset',
                              **synthetic_data(data_root)))),
-        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs,
+                       val_interval=max_epochs),
         optim_wrapper=dict(optimizer=dict(type='Adam', lr=1e-2)),
         param_scheduler=[dict(type='MultiStepLR', milestones=[1],
                               gamma=0.5, by_epoch=True)],
+        # a checkpoint after every iteration: a kill mid-epoch loses nothing
         default_hooks=dict(
-            checkpoint=dict(type='CheckpointHook', interval=1),
+            checkpoint=dict(type='CheckpointHook', by_epoch=False,
+                            interval=1),
             logger=dict(type='LoggerHook', interval=1)),
+        log_processor=dict(window_size=1),  # log each iteration's own loss
+        val_cfg=dict(),
+        val_dataloader=dict(
+            batch_size=4, num_workers=0,
+            sampler=dict(type='VideoSampler'),
+            dataset=dict(type='SyntheticFaceVideoDataset', test_mode=True,
+                         pipeline=[
+                             dict(type='LoadImage'),
+                             dict(type='GetBBoxCenterScale', padding=1.25),
+                             dict(type='TopdownAffine',
+                                  input_size=(INPUT, INPUT)),
+                             dict(type='PackClipInputs')],
+                         **synthetic_data(data_root, 'test'))),
+        val_evaluator=[dict(type='MCV'), dict(type='MAV')],
         log_level='WARNING',
     ))
 
 
-def synthetic_data(data_root):
-    return dict(data_root=str(data_root), split='train', as_images=True,
-                num_videos=2, num_frames=4,
+def synthetic_data(data_root, split='train'):
+    return dict(data_root=str(data_root), split=split,
+                as_images=split == 'train', num_videos=2, num_frames=4,
                 generator=dict(image_size=INPUT, face_size=(28., 40.)))
 
 
@@ -110,8 +123,9 @@ def tiny_setup(tmp_path_factory):
     """Synthetic data (generated once), a checkpoint of the plain tiny image
     model (as a zoo checkpoint: ``head.final_layer...``), the config file."""
     root = tmp_path_factory.mktemp('tiny_train')
-    DATASETS.build(dict(type='SyntheticFaceVideoDataset',
-                        **synthetic_data(root / 'data')))
+    for split in ('train', 'test'):
+        DATASETS.build(dict(type='SyntheticFaceVideoDataset',
+                            **synthetic_data(root / 'data', split)))
     plain = copy.deepcopy(tiny_config(root / 'data', None).model)
     plain['type'] = 'TopdownPoseEstimator'
     plain['head'] = plain['head']['base_head']
@@ -125,31 +139,6 @@ def tiny_setup(tmp_path_factory):
     tiny_config(root / 'data', image_ckpt).dump(cfg_file)
     return dict(root=root, cfg=cfg_file, image_ckpt=image_ckpt,
                 image_state=image_model.state_dict())
-
-
-@pytest.fixture
-def restore_torch_determinism():
-    # randomness.deterministic=True flips a process-wide torch switch
-    before = torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.use_deterministic_algorithms(before)
-
-
-class _Killed(RuntimeError):
-    pass
-
-
-@HOOKS.register_module(force=True)
-class KillAtEpochHook(Hook):
-    """Simulates a crash: raises at the first iteration of ``epoch``
-    (0-based), i.e. after the checkpoint of the epoch before was written."""
-
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def before_train_iter(self, runner, batch_idx, data_batch=None):
-        if runner.epoch == self.epoch:
-            raise _Killed(f'killed at epoch {runner.epoch + 1}')
 
 
 def _state(path):
@@ -169,44 +158,120 @@ def _assert_frozen_is_image_model(state, image_state):
         assert torch.equal(frozen[key], value), f'{key} changed'
 
 
-def test_resume_after_a_crash_equals_an_uninterrupted_run(
-        tiny_setup, monkeypatch, restore_torch_determinism):
-    train_main = runpy.run_path(osp.join(REPO, 'tools', 'train.py'))['main']
-    monkeypatch.setattr(sys, 'argv', list(sys.argv))  # main() rewrites it
+# tools/train.py in a subprocess; KillAtIterHook ends the process with
+# SIGKILL (no cleanup, no exception handling: a real `kill -9`) before the
+# given 0-based global iteration runs.
+_TRAIN = '''
+import os, runpy, signal, sys
+from mmengine.hooks import Hook
+from mmpose.registry import HOOKS
+
+@HOOKS.register_module()
+class KillAtIterHook(Hook):
+    def __init__(self, at_iter):
+        self.at_iter = at_iter
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter == self.at_iter:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+runpy.run_path({train!r})['main'](sys.argv[1:])
+'''
+
+
+def _train(script, *args, cwd):
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1',
+               PYTHONPATH=os.pathsep.join(
+                   [REPO, os.environ.get('PYTHONPATH', '')]))
+    return subprocess.Popen([sys.executable, str(script), *map(str, args)],
+                            env=env, cwd=str(cwd), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _scalars(work_dir):
+    """Every logged record of all the runs in ``work_dir`` (in run order):
+    ``{iter: train record}``, ``{step: val record}``."""
+    train, val = {}, {}
+    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                          'scalars.json'))):
+        with open(path) as f:
+            for line in f:
+                rec = json.loads(line)
+                if 'loss' in rec:
+                    train.setdefault(rec['iter'], []).append(rec)
+                else:
+                    val.setdefault(rec['step'], []).append(rec)
+    return train, val
+
+
+def test_kill_9_mid_epoch_then_resume_continues_exactly(tiny_setup,
+                                                        tmp_path):
+    """2 epochs of 4 iterations; the killed run dies before iteration 7
+    (epoch 2, its 3rd batch) with iter_6.pth written."""
     root, cfg = tiny_setup['root'], tiny_setup['cfg']
-
-    full = train_main([cfg, '--work-dir', str(root / 'full'), '--cfg-options',
-                       'experiment_name=full'])
-    assert full.iter == 8  # 2 epochs of 4 iterations
-
-    crash_cfg = root / 'tiny_jitter_crash.py'
+    script = tmp_path / 'train_with_kill.py'
+    script.write_text(_TRAIN.format(train=osp.join(REPO, 'tools',
+                                                   'train.py')))
+    crash_cfg = tmp_path / 'tiny_jitter_crash.py'
     crash_cfg.write_text(f'_base_ = {cfg!r}\n'
-                         "custom_hooks = [dict(type='KillAtEpochHook', "
-                         'epoch=1)]\n')
-    with pytest.raises(_Killed):
-        train_main([str(crash_cfg), '--work-dir', str(root / 'crash'),
-                    '--cfg-options', 'experiment_name=crash'])
-    assert (root / 'crash' / 'epoch_1.pth').is_file()
-    assert not (root / 'crash' / 'epoch_2.pth').exists()
+                         "custom_hooks = [dict(type='KillAtIterHook', "
+                         'at_iter=6)]\n')
+    full_dir, crash_dir = tmp_path / 'full', tmp_path / 'crash'
+    # the two runs are independent: run them side by side
+    full = _train(script, cfg, '--work-dir', full_dir, cwd=tmp_path)
+    crash = _train(script, crash_cfg, '--work-dir', crash_dir, cwd=tmp_path)
+    out_full, _ = full.communicate(timeout=300)
+    out_crash, _ = crash.communicate(timeout=300)
+    assert full.returncode == 0, out_full[-5000:]
+    assert crash.returncode == -signal.SIGKILL, out_crash[-5000:]
+    assert (crash_dir / 'iter_6.pth').is_file()
+    assert not (crash_dir / 'iter_7.pth').exists()
 
-    resumed = train_main([cfg, '--work-dir', str(root / 'crash'), '--resume',
-                          '--cfg-options', 'experiment_name=resumed'])
-    assert resumed.iter == 8 and resumed.epoch == 2
+    # --resume with load_from=<image model>: resumes from iter_6.pth (the
+    # run's own last checkpoint), not from the image model
+    resumed = _train(script, cfg, '--work-dir', crash_dir, '--resume',
+                     '--cfg-options', f'load_from={tiny_setup["image_ckpt"]}',
+                     cwd=tmp_path)
+    out_resumed, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out_resumed[-5000:]
 
-    epoch1 = _state(root / 'full' / 'epoch_1.pth')
-    expected = _state(root / 'full' / 'epoch_2.pth')
-    got = _state(root / 'crash' / 'epoch_2.pth')
+    train_full, val_full = _scalars(full_dir)
+    train_crash, val_crash = _scalars(crash_dir)
+    assert sorted(train_full) == list(range(1, 9))
+    # iterations 1-6 from the killed run, 7-8 from the resumed one, once each
+    assert sorted(train_crash) == list(range(1, 9))
+    assert all(len(recs) == 1 for recs in train_crash.values())
+    for it in range(1, 9):
+        got, expected = train_crash[it][0], train_full[it][0]
+        assert got['loss'] == expected['loss'], (it, got, expected)
+        assert got['lr'] == expected['lr'], (it, got, expected)
+    # the losses differ from iteration to iteration (a replay of the wrong
+    # batch or augmentation would show)
+    losses = [train_full[it][0]['loss'] for it in range(1, 9)]
+    assert len(set(losses)) == 8, losses
+
+    # same final weights, bit for bit; the refiner did move in epoch 2
+    expected = _state(full_dir / 'iter_8.pth')
+    got = _state(crash_dir / 'iter_8.pth')
+    assert got.keys() == expected.keys()
+    differ = {k: (got[k] - expected[k]).abs().max().item() for k in expected
+              if not torch.equal(got[k], expected[k])}
+    assert not differ, differ
+    epoch1 = _state(full_dir / 'iter_4.pth')
     refiner = [k for k in expected if k.startswith(REFINER)]
     assert refiner
-    # not trivially equal: epoch 2 moved the refiner far more than the
-    # tolerance (so replaying other samples / draws would show)
-    moved = max((expected[k] - epoch1[k]).abs().max().item() for k in refiner)
-    assert moved > 1e-3, moved
-    for key in refiner:
-        torch.testing.assert_close(got[key], expected[key], rtol=1e-6,
-                                   atol=1e-7, msg=lambda m, k=key: f'{k}: {m}')
+    assert max((expected[k] - epoch1[k]).abs().max().item()
+               for k in refiner) > 1e-3
     for state in (expected, got):
         _assert_frozen_is_image_model(state, tiny_setup['image_state'])
+
+    # same validation metrics after epoch 2
+    assert list(val_full) == [2] and list(val_crash) == [2], (val_full,
+                                                             val_crash)
+    metrics = {k: v for k, v in val_full[2][0].items()
+               if k not in ('step', 'time', 'data_time')}
+    assert {'MCV', 'MAV'} <= {k.split('/')[-1] for k in metrics}, metrics
+    assert {k: val_crash[2][0][k] for k in metrics} == metrics
 
 
 # Runs tools/train.py under torch.distributed.run on CPU (tools/train.py
@@ -215,13 +280,16 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(
 _LAUNCHER = '''
 import json, os.path as osp, runpy, sys
 import torch
+set_device = torch.cuda.set_device
 runner = runpy.run_path({train!r})['main'](sys.argv[1:])
 model = getattr(runner.model, 'module', runner.model)
 torch.save(model.state_dict(), osp.join(runner.work_dir,
                                         f'rank{{runner.rank}}.pth'))
 with open(osp.join(runner.work_dir, f'rank{{runner.rank}}.json'), 'w') as f:
     json.dump(dict(wrapper=type(runner.model).__name__,
-                   world_size=runner.world_size), f)
+                   world_size=runner.world_size,
+                   set_device_restored=torch.cuda.set_device is set_device),
+              f)
 '''
 
 
@@ -237,7 +305,7 @@ def test_ddp_two_processes_gloo_cpu(tiny_setup, tmp_path):
         sys.executable, '-m', 'torch.distributed.run', '--standalone',
         '--nproc_per_node', '2',
         str(launcher), tiny_setup['cfg'], '--launcher', 'pytorch',
-        '--work-dir', str(work_dir), '--cfg-options',
+        '--work-dir', str(work_dir), '--no-validate', '--cfg-options',
         'train_cfg.max_epochs=1', 'experiment_name=ddp'
     ]
     proc = subprocess.run(cmd, env=env, cwd=str(tmp_path), timeout=240,
@@ -246,7 +314,9 @@ def test_ddp_two_processes_gloo_cpu(tiny_setup, tmp_path):
 
     for rank in (0, 1):
         info = json.loads((work_dir / f'rank{rank}.json').read_text())
-        assert info == dict(wrapper='MMDistributedDataParallel', world_size=2)
+        # the CPU-DDP bypass of torch.cuda.set_device ended with the run
+        assert info == dict(wrapper='MMDistributedDataParallel', world_size=2,
+                            set_device_restored=True)
     ckpt = _state(work_dir / 'epoch_1.pth')
     ranks = [torch.load(work_dir / f'rank{r}.pth', weights_only=True)
              for r in (0, 1)]
