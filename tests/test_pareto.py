@@ -182,3 +182,40 @@ def test_report_plot_and_config_helper(tmp_path):
     with pytest.raises(ValueError, match='StableTopdownPoseEstimator'):
         add_pareto_sweep(Config(dict(model=dict(type='TopdownPoseEstimator'),
                                      test_evaluator=[])))
+
+
+def test_claim_checks():
+    from mmstable.evaluation.pareto import claim_checks
+    causal = [pt('raw', 2., 8., 'raw'), pt('K', 2., 5., 'Kalman'),
+              pt('K2', 3., 2., 'Kalman')]
+    summaries = {
+        # refined (2, 3.5): front 5 at NME 2 → gain 0.3 → goal met
+        'moving_jittered': scenario_summary(
+            causal + [pt('refined', 2., 3.5, 'refined')]),
+        # refined (2.05, 4.9): NME +2.5 % (fails the NME check); front at
+        # 2.05 = 5 − 3·0.05 = 4.85 → gain 1 − 4.9/4.85 < 0; K (2, 5) does
+        # not dominate (5 > 4.9)
+        'fast_jittered': scenario_summary(
+            causal + [pt('refined', 2.05, 4.9, 'refined')]),
+        # refined (2, 6) dominated by K (2, 5)
+        'still_exact': scenario_summary(
+            causal + [pt('refined', 2., 6., 'refined')]),
+    }
+    lines = claim_checks(summaries)
+    assert lines[0].startswith('PASS moving_jittered: refined not dominated')
+    assert lines[2].startswith('PASS moving_jittered: refined NMF +30.0% '
+                               'below') and lines[2].endswith('met)')
+    assert lines[4].startswith('FAIL fast_jittered: refined NME 2.05')
+    assert lines[5].startswith('FAIL fast_jittered: refined NMF -1.0%')
+    assert lines[6].startswith('FAIL still_exact: refined not dominated')
+    assert len(lines) == 8  # no NMF-gain check on an exact-box scenario
+
+
+def test_float_noise_is_a_tie_not_dominance():
+    # an untrained refiner returns raw up to float noise: not dominated
+    s = compare_to_front(pt('R', 2., 5.000001, 'refined'),
+                         [pt('raw', 2., 5., 'raw')])
+    assert s['dominated_by'] is None
+    s = compare_to_front(pt('R', 2., 5.01, 'refined'),
+                         [pt('raw', 2., 5., 'raw')])
+    assert s['dominated_by'] == 'raw'

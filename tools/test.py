@@ -4,11 +4,16 @@ MMPose's own flags (``--work-dir``, ``--out`` metrics JSON, ``--dump``,
 ``--cfg-options``, ``--launcher``…) are parsed by MMPose's ``tools/test.py``.
 Video test sets are evaluated as whole videos in frame order (the config's
 ``VideoSampler``; the refiner's state is reset per video, see
-docs/conventions.md §1). At the end a table of NME / MCV / MAV is printed
-per scenario and per source (raw = the frozen model, its filtered version,
-refined) with the change of each against raw; ``--plots DIR`` writes
-trajectory and Allan-deviation PNGs (:class:`mmstable.engine.hooks.
-TrajectoryPlotHook`).
+docs/conventions.md §1). At the end a table of NME / NMF / MCV / MAV is
+printed per scenario and per source (raw = the frozen model, its filtered
+version, refined) with the change of each against raw; ``--plots DIR``
+writes trajectory and Allan-deviation PNGs (:class:`mmstable.engine.hooks.
+TrajectoryPlotHook`). With a ``ParetoSweep`` in the test evaluator (the demo
+config), or ``--pareto DIR`` to add one, it also prints per scenario (preset
+and box mode) raw / best One Euro / best Kalman / best EMA / refined (NME,
+NMF, MAV, MAV_err) and where the refiner stands against the causal filters'
+Pareto front; ``--pareto DIR`` writes ``pareto.json`` and ``pareto.png``
+there (:mod:`mmstable.evaluation.pareto`).
 """
 import argparse
 import os.path as osp
@@ -22,35 +27,44 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmstable  # noqa: E402,F401
+from mmstable.evaluation import (ParetoSweep, add_pareto_sweep,  # noqa: E402
+                                 format_report, scenario_label)
 from mmstable.utils import (CheckpointError,  # noqa: E402
                             allow_partial_load, install_checkpoint_fit_check)
 from mmstable.utils.mmpose_tools import load_mmpose_tool  # noqa: E402
+from mmstable.visualization import plot_pareto  # noqa: E402
 
-COLUMNS = ('NME', 'MCV', 'MAV', 'MAV_err')
+COLUMNS = ('NME', 'NMF', 'MCV', 'MAV', 'MAV_err')
 
 
 def parse_own_args(argv):
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument('--plots', metavar='DIR',
                         help='write trajectory / Allan-deviation PNGs here')
+    parser.add_argument('--pareto', metavar='DIR',
+                        help='filter sweep on the raw landmarks: write '
+                        'pareto.json and pareto.png here')
     return parser.parse_known_args(argv)
 
 
-def stability_table(metrics: dict) -> str:
-    """Rows ``[scenario/]source``, columns NME / MCV / MAV / MAV_err, and the
-    change of every source against ``Raw`` of the same scenario."""
+def stability_table(metrics: dict, scenarios=()) -> str:
+    """Rows ``[scenario/]source``, columns NME / NMF / MCV / MAV / MAV_err,
+    and the change of every source against ``Raw`` of the same scenario.
+    A key's first part is a scenario if it is in ``scenarios`` or looks like
+    300VW's ``S1``; ``pareto/`` keys are left to the Pareto report."""
     rows = {}
     for key, value in metrics.items():
         *prefix, name = key.split('/')
-        if name not in COLUMNS:
+        if name not in COLUMNS or (prefix and prefix[0] == 'pareto'):
             continue
-        scenario = prefix.pop(0) if prefix and re.fullmatch(
-            r'S\d+', prefix[0]) else ''
+        scenario = prefix.pop(0) if prefix and (
+            prefix[0] in scenarios
+            or re.fullmatch(r'S\d+', prefix[0])) else ''
         source = '/'.join(prefix) or 'Refined'
         rows.setdefault((scenario, source), {})[name] = value
     if not rows:
         return ''
-    lines = [f'{"source":<24}' + ''.join(f'{c:>18}' for c in COLUMNS)]
+    lines = [f'{"source":<34}' + ''.join(f'{c:>18}' for c in COLUMNS)]
     for (scenario, source), vals in sorted(rows.items()):
         raw = rows.get((scenario, 'Raw'), {})
         cells = []
@@ -63,7 +77,7 @@ def stability_table(metrics: dict) -> str:
                 cell += f' ({100 * (vals[col] / raw[col] - 1):+.0f}%)'
             cells.append(f'{cell:>18}')
         label = f'{scenario}/{source}' if scenario else source
-        lines.append(f'{label:<24}' + ''.join(cells))
+        lines.append(f'{label:<34}' + ''.join(cells))
     return '\n'.join(lines)
 
 
@@ -89,6 +103,8 @@ def main(argv=None):
             *cfg.get('custom_hooks', []),
             dict(type='TrajectoryPlotHook', out_dir=own.plots)
         ]
+    if own.pareto:
+        add_pareto_sweep(cfg, out_file=osp.join(own.pareto, 'pareto.json'))
     runner = Runner.from_cfg(cfg)
     if args.out:
         runner.register_hook(_SaveMetrics(args.out), 'LOWEST')
@@ -100,10 +116,32 @@ def main(argv=None):
             metrics = runner.test()
     except CheckpointError as e:
         sys.exit(f'tools/test.py: error: {e}')
-    table = stability_table(metrics)
-    if table and runner.rank == 0:
+    if runner.rank != 0:
+        return metrics
+    table = stability_table(metrics, dataset_scenarios(runner))
+    if table:
         print('\n' + table)
+    for metric in runner.test_evaluator.metrics:
+        if isinstance(metric, ParetoSweep):
+            print('\n' + format_report(metric.summaries))
+            if own.pareto:
+                png = plot_pareto(metric.points,
+                                  osp.join(own.pareto, 'pareto.png'),
+                                  metric.summaries,
+                                  title=osp.basename(args.config))
+                print(f'Pareto points: {metric.out_file}; plot: {png}')
     return metrics
+
+
+def dataset_scenarios(runner) -> set:
+    """The scenario labels of the test set's frames (metric key prefixes)."""
+    dataset = runner.test_dataloader.dataset
+    labels = set()
+    for i in range(len(dataset)):
+        value = dataset.get_data_info(i).get('scenario')
+        if value is not None:
+            labels.add(scenario_label(value))
+    return labels
 
 
 if __name__ == '__main__':

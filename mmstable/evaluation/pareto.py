@@ -15,7 +15,7 @@ import numpy as np
 __all__ = [
     'DEFAULT_GRIDS', 'CAUSAL_FAMILIES', 'pareto_front', 'front_value',
     'compare_to_front', 'best_on_front', 'scenario_summary', 'format_report',
-    'add_pareto_sweep'
+    'add_pareto_sweep', 'claim_checks'
 ]
 
 #: NME tolerance of "the same NME" (relative), in every rule below.
@@ -125,11 +125,7 @@ def compare_to_front(point: dict,
     front_nmf = front_value(points, point['NME'], tolerance)
     gain = 1. - point['NMF'] / front_nmf if np.isfinite(front_nmf) and \
         front_nmf > 0 else float('nan')
-    dominating = [
-        p for p in points
-        if p['NME'] <= point['NME'] and p['NMF'] <= point['NMF'] and (
-            p['NME'] < point['NME'] or p['NMF'] < point['NMF'])
-    ]
+    dominating = [p for p in points if _dominates(p, point)]
     by = min(dominating, key=lambda p: p['NMF'])['label'] \
         if dominating else None
     if by is not None:
@@ -146,6 +142,18 @@ def compare_to_front(point: dict,
                 f'{point["NME"]:.4g}, beyond {100 * tolerance:g}% of the '
                 'front): not dominated')
     return dict(front_nmf=front_nmf, gain=gain, dominated_by=by, text=text)
+
+
+#: Relative differences below this are ties (float noise of equal points).
+_EPS = 1e-6
+
+
+def _dominates(p: dict, q: dict) -> bool:
+    """``p`` no worse than ``q`` in NME and NMF and better in one, beyond
+    float noise (relative ``_EPS``)."""
+    no_worse = all(p[k] <= q[k] * (1 + _EPS) for k in ('NME', 'NMF'))
+    better = any(p[k] < q[k] * (1 - _EPS) for k in ('NME', 'NMF'))
+    return no_worse and better
 
 
 def _get(points, label, key):
@@ -282,3 +290,44 @@ def add_pareto_sweep(cfg, out_file: Optional[str] = None,
             'the image model checkpoint, or a refiner checkpoint')
     cfg.model.setdefault('test_cfg', {})
     cfg.model.test_cfg['output_raw'] = True
+
+
+def claim_checks(summaries: Dict[str, dict],
+                 goal: float = 0.2,
+                 tolerance: float = NME_TOLERANCE) -> List[str]:
+    """The demo's acceptance, one line per check, each ``PASS`` / ``FAIL``:
+
+    - every scenario: the refined point is not dominated by a causal filter;
+    - every scenario: refined NME <= raw NME × (1 + ``tolerance``);
+    - every ``moving_*`` / ``fast_*`` scenario with jittered boxes: refined
+      NMF below the causal front at the same NME (``goal``: by >= 20 %).
+    """
+    lines = []
+    for scenario, summary in summaries.items():
+        if scenario == 'all':
+            continue
+        rows, standing = summary['rows'], summary.get('standing')
+        if 'refined' not in rows or 'raw' not in rows or standing is None:
+            continue
+        ref, raw = rows['refined'], rows['raw']
+        ok = standing['dominated_by'] is None
+        lines.append(f'{"PASS" if ok else "FAIL"} {scenario}: refined not '
+                     'dominated by a causal filter' +
+                     ('' if ok else f' ({standing["text"]})'))
+        ok = ref['NME'] <= raw['NME'] * (1 + tolerance)
+        lines.append(f'{"PASS" if ok else "FAIL"} {scenario}: refined NME '
+                     f'{ref["NME"]:.4g} <= raw {raw["NME"]:.4g} + '
+                     f'{100 * tolerance:g}%')
+        if scenario.endswith('_jittered') and scenario.split('_')[0] in (
+                'moving', 'fast'):
+            gain = standing['gain']
+            if not np.isfinite(gain):
+                lines.append(f'N/A  {scenario}: no causal filter reaches the '
+                             'refined NME (within the tolerance)')
+                continue
+            lines.append(
+                f'{"PASS" if gain > 0 else "FAIL"} {scenario}: refined NMF '
+                f'{100 * gain:+.1f}% below the causal front at equal NME '
+                f'(goal >= {100 * goal:g}%: '
+                f'{"met" if gain >= goal else "not met"})')
+    return lines

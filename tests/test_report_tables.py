@@ -1,0 +1,35 @@
+"""The report tables of tools/test.py on hand-made metrics."""
+import importlib.util
+import os.path as osp
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location(
+        'mmstable_test_tool', osp.join(REPO, 'tools', 'test.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_stability_table_rows_per_scenario_and_source():
+    tool = _tool()
+    metrics = {
+        'NMF': 50., 'Raw/NMF': 100.,
+        'moving_jittered/NMF': 30., 'moving_jittered/Raw/NMF': 120.,
+        'moving_jittered/Raw/MediaPipe/NMF': 60.,
+        'S1/MAV': 2., 'S1/Raw/MAV': 4.,
+        'pareto/raw/NMF': 1., 'pareto/moving_jittered/refined/NMF': 2.,
+    }
+    lines = tool.stability_table(metrics, {'moving_jittered'}).splitlines()
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert set(rows) == {'Raw', 'Refined', 'moving_jittered/Raw',
+                         'moving_jittered/Raw/MediaPipe',
+                         'moving_jittered/Refined', 'S1/Raw', 'S1/Refined'}
+    # changes against raw of the same scenario: 30 / 120 − 1 = −75 %
+    assert '30 (-75%)' in rows['moving_jittered/Refined']
+    assert '60 (-50%)' in rows['moving_jittered/Raw/MediaPipe']
+    assert '50 (-50%)' in rows['Refined']
+    assert '2 (-50%)' in rows['S1/Refined']  # 300VW S1 without being told
+    assert 'NMF' in lines[0] and 'pareto' not in ''.join(rows)
