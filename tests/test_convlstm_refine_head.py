@@ -448,3 +448,53 @@ def test_fast_pool_and_upsample_match_torch():
             _upsample_bilinear(d, stride),
             F.interpolate(d, scale_factor=stride, mode='bilinear',
                           align_corners=False), rtol=0, atol=1e-5)
+
+
+def _blobs(centres, size, sigma=1.5):
+    y, x = torch.meshgrid(torch.arange(size, dtype=torch.float32),
+                          torch.arange(size, dtype=torch.float32),
+                          indexing='ij')
+    return torch.stack([
+        torch.exp(-((x - cx)**2 + (y - cy)**2) / (2 * sigma**2))
+        for cx, cy in centres
+    ])
+
+
+@pytest.mark.parametrize('warp_state', [True, False])
+def test_state_follows_the_face_when_the_crop_moves(warp_state):
+    """A still face seen through a crop that jumps by 8 input px (2 heatmap
+    px): with the state warp, the refined maps are the fixed-crop ones moved
+    with the crop (in the interior, away from the zero border); without it
+    the refiner smooths the crop's motion and they are not."""
+    hm, inp = 32, 128
+    head = make_head(
+        base_head=dict(BASE_HEAD, decoder=dict(
+            CODEC, input_size=(inp, inp), heatmap_size=(hm, hm))),
+        warp_state=warp_state)
+    randomise_refiner(head)
+    face = [(13., 14.), (18., 14.), (16., 17.), (14., 19.), (19., 18.)]
+    shifts = [0, 2, -2]  # crop offset per frame, heatmap px (x)
+
+    def frames(offsets):
+        samples, maps = [], []
+        for t, dx in enumerate(offsets):
+            samples.append(PoseDataSample(metainfo=dict(
+                video_id='v', frame_id=t, clip_len=len(offsets),
+                input_size=(inp, inp), input_scale=np.array([inp, inp]),
+                # image = input pixels shifted by the crop's origin
+                input_center=np.array([inp / 2 + 4 * dx, inp / 2]))))
+            maps.append(_blobs([(x - dx, y) for x, y in face], hm))
+        heatmaps = torch.stack(maps)
+        affines = head.frame_affines(samples, heatmaps)
+        with torch.no_grad():
+            return head.refine(heatmaps[None], affines=affines[None])[0][0]
+
+    fixed, moving = frames([0, 0, 0]), frames(shifts)
+    inner = slice(10, 22)
+    diffs = [(moving[t].roll(dx, -1) - fixed[t])[:, inner, inner].abs().max()
+             for t, dx in enumerate(shifts)]
+    assert diffs[0] < 1e-6  # same first frame
+    if warp_state:
+        assert max(diffs) < 1e-4
+    else:
+        assert max(diffs) > 1e-2
