@@ -419,8 +419,7 @@ def test_bad_checkpoints_one_line_exit_1(models, clip, tmp_path, capsys):
 def test_bad_inputs_and_options(models, clip, tmp_path, capsys):
     video, boxes = clip
     cfg, ckpt = models['stable']
-    base = ['--checkpoint', ckpt, '--out-dir', tmp_path / 'out', '--device',
-            'cpu']
+    base = ['--checkpoint', ckpt, '--device', 'cpu']
     syntax = tmp_path / 'syntax.py'
     syntax.write_text('model = dict(type=\n')
     unknown = tmp_path / 'unknown.py'
@@ -433,6 +432,10 @@ def test_bad_inputs_and_options(models, clip, tmp_path, capsys):
     outside = tmp_path / 'outside.json'
     outside.write_text(json.dumps([[b.tolist()] for b in boxes[:2]] +
                                   [[[4900, 4900, 5000, 5000]]]))
+    folder = tmp_path / 'frames'
+    folder.mkdir()
+    for i, f in enumerate(read_video(video)[:3]):
+        cv2.imwrite(str(folder / f'{i:04d}.png'), f)
     cases = [
         # (argv, exit code, expected parts of the message)
         ([tmp_path / 'nope.mp4', '--config', cfg, '--full-frame'], 1,
@@ -454,6 +457,10 @@ def test_bad_inputs_and_options(models, clip, tmp_path, capsys):
         ([video, '--config', cfg, '--bbox-file', outside], 1,
          ['--bbox-file', 'outside.json', 'frame 2', 'box 0 [4900, 4900, '
           '5000, 5000] lies entirely outside the image (image 96x96)']),
+        # the same box in a folder of frames: found at that frame
+        ([folder, '--config', cfg, '--bbox-file', outside], 1,
+         ['--bbox-file', 'outside.json', 'update (frame 2)', 'box 0 [4900, '
+          '4900, 5000, 5000] lies entirely outside the image (image 96x96)']),
         ([video, '--config', cfg, '--full-frame', '--iou-thr', '1.5'], 2,
          ['--iou-thr must be in [0, 1), got 1.5']),
         ([video, '--config', cfg, '--full-frame', '--max-frames', '0'], 2,
@@ -464,9 +471,12 @@ def test_bad_inputs_and_options(models, clip, tmp_path, capsys):
          ['unrecognized arguments: --no-such-option']),
         ([video, '--full-frame'], 2, ['--config']),
     ]
-    for argv, expected, parts in cases:
-        code, err = run_cli(capsys, *argv, *base)
+    for k, (argv, expected, parts) in enumerate(cases):
+        out = tmp_path / f'out{k}'
+        code, err = run_cli(capsys, *argv, *base, '--out-dir', out)
         assert code == expected, (argv, err)
+        if argv[0] != folder:
+            assert not osp.exists(out), argv  # nothing written
         assert err.startswith('demo_video.py: error: '), err
         for part in parts:
             assert part in err, (part, err)

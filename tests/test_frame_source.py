@@ -25,6 +25,7 @@ def _avi(path, frames):
 def test_complete_video(tmp_path):
     src = FrameSource(_avi(tmp_path / 'v.avi', _frames(6)))
     assert (src.name, src.num_frames, src.is_camera) == ('v', 6, False)
+    assert src.frame_size == (32, 32)
     got = [(i, f.shape) for i, f in src]
     src.close()
     assert got == [(i, (32, 32, 3)) for i in range(6)]
@@ -55,7 +56,7 @@ def test_folder_with_unreadable_image(tmp_path):
     (tmp_path / '01.png').write_bytes(b'\x89PNG broken')
     (tmp_path / 'notes.txt').write_text('not a frame')
     src = FrameSource(str(tmp_path))
-    assert src.num_frames == 4
+    assert (src.num_frames, src.frame_size) == (4, None)
     got = [(i, f is None) for i, f in src]
     assert got == [(0, False), (1, True), (2, False), (3, False)]
     assert src.unread(3) == (1, 1)

@@ -26,8 +26,8 @@ naming the file and the fix, no traceback):
 - 1: an input cannot be used (missing, unreadable, empty, corrupt or unsafe
   video / config / checkpoint / box file; a checkpoint that does not fit the
   model; an output would overwrite an input): found before anything is
-  written, except a face box that proves invalid for its frame mid-video
-  (e.g. outside the frame), which stops the run there;
+  written (for a folder of images, a ``--bbox-file`` box outside its image
+  stops the run at that image);
 - 2: bad command line (missing ``--checkpoint``, bad option values);
 - 3: incomplete: some frames could not be read (a truncated or damaged
   video, unreadable images in a folder). The outputs cover the frames read;
@@ -390,6 +390,7 @@ def main(argv=None) -> dict:
     from mmengine.utils import ProgressBar
 
     from mmstable.apis import FrameSource, StableFaceTracker
+    from mmstable.apis.image_input import check_boxes
     from mmstable.utils.safe_paths import check_no_overwrite
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -406,6 +407,12 @@ def main(argv=None) -> dict:
          '--det-checkpoint': args.det_checkpoint},
         hint='pass another --out-dir')
     bbox_file = load_bbox_file(args.bbox_file) if args.bbox_file else None
+    if bbox_file and source.frame_size:
+        # a video has one size: boxes outside it are refused before anything
+        # is written (a folder's images are checked frame by frame)
+        for index, boxes in bbox_file.items():
+            check_boxes(boxes, source.frame_size,
+                        f'--bbox-file {args.bbox_file}: frame {index}')
     model = load_model(args)
     tracker = StableFaceTracker(
         model, detector=build_detector(args), filter=args.filter,

@@ -41,6 +41,8 @@ class FrameSource:
         is_camera (bool): a live camera (no frame count).
         num_frames (int): frames announced by the container, or images in
             the folder; 0: unknown (camera).
+        frame_size (tuple | None): (H, W) a video file announces; ``None``
+            for folders (each image has its own) and cameras.
     """
 
     def __init__(self, source: str):
@@ -68,8 +70,14 @@ class FrameSource:
                 raise OSError(f'cannot read video {source}: OpenCV could not '
                               'open it (not a video, an unsupported codec, or '
                               'a file without frames)')
-        # the container's frame count, read before the capture is released
+        # the container's frame count and size, read before the capture is
+        # released
         self.num_frames = self._count()
+        self.frame_size = None
+        if self.cap is not None and not self.is_camera:
+            w = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+            h = int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            self.frame_size = (h, w) if h > 0 and w > 0 else None
         self.unread_files: List[int] = []
 
     @property
