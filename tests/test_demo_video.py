@@ -467,13 +467,23 @@ def test_bad_inputs_and_options(models, clip, tmp_path, capsys):
          ['--max-frames must be >= 1']),
         ([video, '--config', cfg, '--full-frame', '--filter',
           "dict(type=__import__('os'))"], 2, ['--filter']),
+        ([video, '--config', cfg, '--full-frame', '--filter', 'nosuch'], 2,
+         ["--filter 'nosuch': Unknown filter preset 'nosuch'"]),
+        ([video, '--config', cfg, '--full-frame', '--filter',
+          "dict(type='NoSuchFilter')"], 2, ['--filter', 'NoSuchFilter']),
+        ([video, '--config', cfg, '--full-frame', '--filter',
+          'mmpose0x_savgol'], 2, ['is offline']),
+        ([video, '--config', cfg, '--det-config', tmp_path / 'det.py'], 1,
+         ['--det-config', 'det.py', 'no such file']),
+        ([video, '--config', cfg, '--full-frame', '--device', 'gpu7'], 2,
+         ['--device gpu7']),
         ([video, '--config', cfg, '--no-such-option'], 2,
          ['unrecognized arguments: --no-such-option']),
         ([video, '--full-frame'], 2, ['--config']),
     ]
     for k, (argv, expected, parts) in enumerate(cases):
         out = tmp_path / f'out{k}'
-        code, err = run_cli(capsys, *argv, *base, '--out-dir', out)
+        code, err = run_cli(capsys, *base, '--out-dir', out, *argv)
         assert code == expected, (argv, err)
         if argv[0] != folder:
             assert not osp.exists(out), argv  # nothing written

@@ -215,11 +215,33 @@ def build_detector(args):
         return None
     from mmstable.apis import HaarFaceDetector, MMDetFaceDetector
     if args.det_config:
-        return MMDetFaceDetector(args.det_config, args.det_checkpoint,
-                                 device=args.device or 'cpu',
-                                 score_thr=args.det_score_thr,
-                                 cat_ids=args.det_cat_id)
+        if not osp.isfile(args.det_config):
+            raise FileNotFoundError(f'--det-config {args.det_config}: no such'
+                                    ' file')
+        try:
+            return MMDetFaceDetector(args.det_config, args.det_checkpoint,
+                                     device=args.device or 'cpu',
+                                     score_thr=args.det_score_thr,
+                                     cat_ids=args.det_cat_id)
+        except ImportError as e:
+            raise ValueError(f'--det-config: {_one_line(e)}') from e
     return HaarFaceDetector()
+
+
+def check_filter(spec) -> None:
+    """Build ``--filter`` once, so that a bad one is a usage error (exit 2)
+    before the model loads; the tracker builds one per track."""
+    if spec is None:
+        return
+    from mmstable.evaluation.filters import build_filter
+    try:
+        name, filt = build_filter(spec)
+    except (KeyError, TypeError, ValueError) as e:
+        raise UsageError(f'--filter {spec!r}: {_one_line(e)}') from e
+    if not filt.online:
+        raise UsageError(f'--filter {spec!r}: {name} is offline (needs the '
+                         'whole track); pass an online filter such as '
+                         'mediapipe_face or OneEuroFilter')
 
 
 # ------------------------------------------------------------------ output
@@ -377,7 +399,9 @@ def load_model(args):
 
 
 def _one_line(error: BaseException) -> str:
-    text = ' '.join(str(error).split())
+    text = error.args[0] if isinstance(error, KeyError) and error.args \
+        else error  # str(KeyError) is the repr of its message
+    text = ' '.join(str(text).split())
     return text or type(error).__name__
 
 
@@ -394,6 +418,14 @@ def main(argv=None) -> dict:
     from mmstable.utils.safe_paths import check_no_overwrite
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.device is not None:
+        try:
+            device = torch.device(args.device)
+        except RuntimeError as e:
+            raise UsageError(f'--device {args.device}: {_one_line(e)}') from e
+        if device.type == 'cuda' and not torch.cuda.is_available():
+            raise UsageError(f'--device {args.device}: CUDA is not available '
+                             'here; pass --device cpu')
 
     source = FrameSource(args.source)  # fails early on a bad source
     out_video, out_json, out_png = output_paths(args.out_dir, source.name)
@@ -413,6 +445,7 @@ def main(argv=None) -> dict:
         for index, boxes in bbox_file.items():
             check_boxes(boxes, source.frame_size,
                         f'--bbox-file {args.bbox_file}: frame {index}')
+    check_filter(args.filter)
     model = load_model(args)
     tracker = StableFaceTracker(
         model, detector=build_detector(args), filter=args.filter,
