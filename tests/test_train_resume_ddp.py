@@ -317,7 +317,7 @@ def test_ddp_two_processes_gloo_cpu(tiny_setup, tmp_path):
         # the CPU-DDP bypass of torch.cuda.set_device ended with the run
         assert info == dict(wrapper='MMDistributedDataParallel', world_size=2,
                             set_device_restored=True)
-    ckpt = _state(work_dir / 'epoch_1.pth')
+    ckpt = _state((work_dir / 'last_checkpoint').read_text().strip())
     ranks = [torch.load(work_dir / f'rank{r}.pth', weights_only=True)
              for r in (0, 1)]
     for key, value in ckpt.items():
