@@ -503,3 +503,20 @@ def test_pack_clip_inputs_packs_the_crop_affine():
     for s in results['data_samples']:
         assert np.asarray(s.crop_affine).shape == (2, 3)
         assert np.asarray(s.bbox_rotation).shape == (1, )
+
+
+def test_motion_clip_detector_jitter_scales_with_the_clip_quality():
+    """Box jitter σ = quality x bound (% of the face size); quality is
+    uniform in [0, 1] per clip, so some clips have nearly exact boxes."""
+    t = TRANSFORMS.build(dict(type='MakeMotionClip', jitter_center=4.,
+                              jitter_size=2.))
+    qualities = []
+    for seed in range(40):
+        m = t.sample_motion(2000, 50., seed=seed)  # face 50 px
+        q = m['quality']
+        qualities.append(q)
+        np.testing.assert_allclose(m['center_jitter'].std(0),
+                                   [q * 2.] * 2, rtol=0.1, atol=1e-3)
+        np.testing.assert_allclose(m['size_jitter'].std(), q * 1.,
+                                   rtol=0.1, atol=1e-3)
+    assert min(qualities) < 0.1 and max(qualities) > 0.9

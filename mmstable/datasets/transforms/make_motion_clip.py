@@ -55,8 +55,10 @@ class MakeMotionClip(MakeShiftedClip):
       through ``crop_affine``, so it can undo it exactly.
 
     Every frame's box then gets **detector jitter**: independent Gaussian
-    offsets of its centre (σ ``jitter_center`` % of the face size per axis)
-    and of its size (σ ``jitter_size`` % of the face size). Units: the face
+    offsets of its centre (σ up to ``jitter_center`` % of the face size per
+    axis) and of its size (σ up to ``jitter_size`` %); the clip's detector
+    quality ``q`` is uniform in [0, 1] and both σ are ``q`` times their
+    bound, so some clips have nearly exact boxes. Units: the face
     size is ``sqrt(w · h)`` of the visible GT landmarks' extent (the
     normaliser of NMF), or ``sqrt(bbox_w · bbox_h) / 1.25`` (the box of
     ``GetBBoxCenterScale``'s default padding) with fewer than two; speeds
@@ -104,10 +106,10 @@ class MakeMotionClip(MakeShiftedClip):
             the face (untold) rather than the crop (told). Defaults to 0.5.
         crop_lag (int): Frames by which a face-motion clip's box lags the
             face. Defaults to 1.
-        jitter_center (float): σ of the box centre jitter per axis, % of the
-            face size. Defaults to 2.0.
-        jitter_size (float): σ of the box size jitter, % of the face size.
-            Defaults to 2.0.
+        jitter_center (float): Highest σ of the box centre jitter per axis,
+            % of the face size. Defaults to 3.0.
+        jitter_size (float): Highest σ of the box size jitter, % of the
+            face size. Defaults to 3.0.
     """
 
     def __init__(self,
@@ -119,8 +121,8 @@ class MakeMotionClip(MakeShiftedClip):
                  scale_speed: float = 0.01,
                  face_motion_prob: float = 0.5,
                  crop_lag: int = 1,
-                 jitter_center: float = 2.0,
-                 jitter_size: float = 2.0) -> None:
+                 jitter_center: float = 3.0,
+                 jitter_size: float = 3.0) -> None:
         super().__init__(max_shift=0.)
         self.still_prob = _check_number(still_prob, 'still_prob', 1.)
         self.speed = _check_range(speed, 'speed')
@@ -176,7 +178,8 @@ class MakeMotionClip(MakeShiftedClip):
                       seed=None) -> Dict:
         """One clip's trajectory: ``kind``, ``translation`` (T, 2) image px,
         ``rotation`` (T,) degrees, ``log_scale`` (T,), and the per-frame
-        jitter ``center_jitter`` (T, 2) px and ``size_jitter`` (T,) px."""
+        jitter ``center_jitter`` (T, 2) px and ``size_jitter`` (T,) px, and
+        ``quality``, the clip's jitter scale in [0, 1]."""
         rng = np.random if seed is None else np.random.default_rng(seed)
         still = rng.random() < self.still_prob
         face = rng.random() < self.face_motion_prob
@@ -199,15 +202,16 @@ class MakeMotionClip(MakeShiftedClip):
         log_scale = self._integrate(rng, clip_len, np.array([scale_rate]),
                                     0. if still else self.acceleration *
                                     self.scale_speed)[:, 0]
+        quality = rng.uniform(0., 1.)
         center_jitter = rng.normal(0., 1., size=(clip_len, 2)) * (
-            self.jitter_center * face_size / 100.)
+            quality * self.jitter_center * face_size / 100.)
         size_jitter = rng.normal(0., 1., size=clip_len) * (
-            self.jitter_size * face_size / 100.)
+            quality * self.jitter_size * face_size / 100.)
         kind = ('still' if still else 'moving') + ('+face'
                                                    if face else '+crop')
         return dict(kind=kind, translation=translation, rotation=rotation,
                     log_scale=log_scale, center_jitter=center_jitter,
-                    size_jitter=size_jitter)
+                    size_jitter=size_jitter, quality=quality)
 
     @staticmethod
     def similarity(center: np.ndarray, translation: np.ndarray,
