@@ -370,7 +370,7 @@ def _bad_files(tmp_path, models):
     text.write_text('hello, not a checkpoint\n')
     files['text'] = (text, 'not a PyTorch checkpoint')
     missing = tmp_path / 'missing.pth'
-    files['missing'] = (missing, 'does not exist')
+    files['missing'] = (missing, 'no such file')
     marker = tmp_path / 'PWNED'
 
     class Payload:
@@ -475,6 +475,10 @@ def test_bad_inputs_and_options(models, clip, tmp_path, capsys):
           'mmpose0x_savgol'], 2, ['is offline']),
         ([video, '--config', cfg, '--det-config', tmp_path / 'det.py'], 1,
          ['--det-config', 'det.py', 'no such file']),
+        ([video, '--config', tmp_path, '--full-frame'], 1,
+         [f'--config {tmp_path}: a folder, expected a file']),
+        ([video, '--config', cfg, '--full-frame', '--out-dir',
+          '/proc/no/such'], 1, ['--out-dir /proc/no/such: cannot create']),
         ([video, '--config', cfg, '--full-frame', '--device', 'gpu7'], 2,
          ['--device gpu7']),
         ([video, '--config', cfg, '--no-such-option'], 2,

@@ -368,6 +368,21 @@ def output_paths(out_dir: str, name: str) -> Tuple[str, str, str]:
             osp.join(out_dir, f'{name}_stability.png'))
 
 
+def check_input_files(args) -> None:
+    """Every input file given exists and is a file (URLs of checkpoints
+    excepted: MMEngine downloads them)."""
+    for flag in ('config', 'checkpoint', 'bbox_file', 'det_config',
+                 'det_checkpoint'):
+        path = getattr(args, flag)
+        if path is None or '://' in path:
+            continue
+        name = '--' + flag.replace('_', '-')
+        if not osp.exists(path):
+            raise FileNotFoundError(f'{name} {path}: no such file')
+        if not osp.isfile(path):
+            raise ValueError(f'{name} {path}: a folder, expected a file')
+
+
 def load_model(args):
     """``init_model`` with one-line errors naming the file to fix."""
     from mmengine.config import Config
@@ -428,6 +443,7 @@ def main(argv=None) -> dict:
                              'here; pass --device cpu')
 
     source = FrameSource(args.source)  # fails early on a bad source
+    check_input_files(args)
     out_video, out_json, out_png = output_paths(args.out_dir, source.name)
     # before anything is created or written (issue 12, item 2)
     check_no_overwrite(
@@ -452,7 +468,11 @@ def main(argv=None) -> dict:
         iou_thr=args.iou_thr, track_by=args.track_by,
         max_faces=args.max_faces)
 
-    os.makedirs(args.out_dir, exist_ok=True)
+    try:
+        os.makedirs(args.out_dir, exist_ok=True)
+    except OSError as e:
+        raise OSError(f'--out-dir {args.out_dir}: cannot create it '
+                      f'({e.strerror})') from e
     fps_out = args.fps or source.fps or 30.
     total = source.num_frames
     if args.max_frames:
