@@ -1,11 +1,13 @@
 """Build an mmstable (or plain MMPose) face model for inference.
 
-MMPose's :func:`mmpose.apis.init_model` does the work; this module only makes
-sure that mmstable is registered and its safe checkpoint loader installed
-first (``mmstable/__init__.py`` imports :mod:`mmstable.utils` before anything
-else, so by the time this module runs, MMEngine's ``load_checkpoint`` --
-which ``init_model`` calls -- goes through
-:func:`mmstable.utils.checkpoint.safe_load`).
+MMPose's :func:`mmpose.apis.init_model` builds the model; the checkpoint is
+then loaded as MMPose loads it (MMEngine's ``load_checkpoint``,
+``dataset_meta`` from the checkpoint before the config's), with two
+mmstable guards: the safe loader (``mmstable/__init__.py`` installs
+:func:`mmstable.utils.checkpoint.safe_load` for every MMEngine load before
+anything else) and the fit check
+(:func:`mmstable.utils.checkpoint.install_checkpoint_fit_check`), which the
+one-call MMPose function leaves no room for.
 """
 import copy
 import os.path as osp
