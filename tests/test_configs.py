@@ -105,7 +105,8 @@ def test_sibling_configs_differ_from_wflw_where_the_mmpose_models_do():
     vw = _config('configs/300vw_hrnet_jitter.py')
     assert vw.test_dataloader.sampler.type == 'VideoSampler'
     assert vw.test_dataloader.dataset.test_mode
-    assert [m.type for m in vw.test_evaluator] == ['VideoNME', 'MCV', 'MAV']
+    assert [m.type for m in vw.test_evaluator] == ['VideoNME', 'NMF', 'MCV',
+                                                    'MAV']
 
 
 def test_wflw_forward():
@@ -186,6 +187,12 @@ def test_300vw_config_data_on_the_300vw_sample(mmpose_testdata):
     clip = train[0]
     assert tuple(clip['inputs'].shape) == (2, 3, 256, 256)
     assert [s.frame_id for s in clip['data_samples']] == [5, 8]
+    # detector-like boxes: each frame has its own crop, packed for the head
+    affines = [np.asarray(s.crop_affine) for s in clip['data_samples']]
+    for s, A in zip(clip['data_samples'], affines):
+        np.testing.assert_allclose(
+            s.gt_instances.keypoints[0] @ A[:, :2].T + A[:, 2],
+            s.gt_instances.transformed_keypoints[0], atol=1e-3)
     assert tuple(clip['data_samples'][0].gt_fields.heatmaps.shape) == (68, 64,
                                                                        64)
     test = DATASETS.build(dict(cfg.test_dataloader.dataset, **sample))
