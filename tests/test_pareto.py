@@ -203,10 +203,11 @@ def test_claim_checks():
     }
     lines = claim_checks(summaries)
     assert lines[0].startswith('PASS moving_jittered: refined not dominated')
-    assert lines[2].startswith('PASS moving_jittered: refined NMF +30.0% '
-                               'below') and lines[2].endswith('met)')
+    assert lines[2].startswith('PASS moving_jittered: refined NMF 30.0% '
+                               'below') and lines[2].endswith(': met)')
     assert lines[4].startswith('FAIL fast_jittered: refined NME 2.05')
-    assert lines[5].startswith('FAIL fast_jittered: refined NMF -1.0%')
+    assert lines[5].startswith('FAIL fast_jittered: refined NMF 1.0% above')
+    assert lines[5].endswith('not met)')
     assert lines[6].startswith('FAIL still_exact: refined not dominated')
     assert len(lines) == 8  # no NMF-gain check on an exact-box scenario
 

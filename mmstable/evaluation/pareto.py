@@ -327,7 +327,8 @@ def claim_checks(summaries: Dict[str, dict],
                 continue
             lines.append(
                 f'{"PASS" if gain > 0 else "FAIL"} {scenario}: refined NMF '
-                f'{100 * gain:+.1f}% below the causal front at equal NME '
-                f'(goal >= {100 * goal:g}%: '
+                f'{100 * abs(gain):.1f}% {"below" if gain >= 0 else "above"}'
+                ' the causal front at equal NME (goal: >= '
+                f'{100 * goal:g}% below: '
                 f'{"met" if gain >= goal else "not met"})')
     return lines
