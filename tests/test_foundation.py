@@ -205,3 +205,38 @@ def test_runner_checkpoint_loads_in_a_fresh_process(tmp_path, monkeypatch):
     monkeypatch.setattr(HistoryBuffer, '_statistics_methods', {})
     ckpt = safe_load(str(tmp_path / 'a' / 'epoch_1.pth'))
     assert 'message_hub' in ckpt
+
+
+# ------------------------------------------ MMPose test data: skip vs fail
+def test_missing_mmpose_testdata_skips_locally_and_fails_in_ci(monkeypatch):
+    from conftest import missing_testdata_outcome
+    monkeypatch.delenv('CI', raising=False)
+    outcome, msg = missing_testdata_outcome()
+    assert outcome is pytest.skip
+    assert 'MMPose test data not found' in msg
+    for value in ('true', 'True', '1'):
+        monkeypatch.setenv('CI', value)
+        assert missing_testdata_outcome()[0] is pytest.fail
+
+
+def test_ci_run_without_mmpose_testdata_fails(tmp_path):
+    """The whole chain in a pytest subprocess: a test that needs the data,
+    CI=true, data absent -> the test FAILS (not skipped)."""
+    import subprocess
+    import sys
+    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    test = tmp_path / 'test_needs_data.py'
+    test.write_text('def test_uses_data(mmpose_testdata):\n'
+                    '    pass\n')
+    # reuse tests/conftest.py: put the test file next to a copy of it
+    shutil.copy(osp.join(repo, 'tests', 'conftest.py'), tmp_path)
+    env = dict(os.environ, CI='true', OMP_NUM_THREADS='1',
+               MMSTABLE_TESTDATA=str(tmp_path / 'absent'))
+    proc = subprocess.run(
+        [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
+         str(test)], cwd=str(tmp_path), env=env, capture_output=True,
+        text=True, timeout=120)
+    # a failure in a fixture is reported as an error: exit code 1
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    assert '1 error' in proc.stdout and ' skipped' not in proc.stdout[-200:]
+    assert 'MMPose test data not found' in proc.stdout, proc.stdout[-2000:]
