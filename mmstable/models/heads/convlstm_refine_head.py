@@ -98,6 +98,11 @@ class ConvLSTMRefineHead(BaseHead):
         motion_compensation (str): the face motion ``S_t`` in ``W_t``:
             ``'similarity'`` (default), ``'translation'`` or ``'none'``
             (only the crops' difference is undone).
+        recurrent_kernel_size (int, optional): per-landmark cell only: the
+            kernel from ``h_{t-1}`` to the gates; 1 (default) keeps the
+            recurrence per pixel, so the memory cannot diffuse over long
+            videos (trained on 5-8-frame clips, a 3×3 recurrence spread and
+            drifted after ~10 frames); ``None`` = ``kernel_size``.
         loss (dict): loss config. A loss whose ``forward`` takes
             ``target_keypoints`` (e.g. ``JitterLoss``) gets clip tensors
             (B, T, K, H, W), weights (B, T, K) (0 on padding) and GT keypoints
@@ -138,6 +143,7 @@ class ConvLSTMRefineHead(BaseHead):
                  state_stride: int = 2,
                  warp_state: bool = True,
                  motion_compensation: str = 'similarity',
+                 recurrent_kernel_size: Optional[int] = 1,
                  loss: ConfigType = dict(type='JitterLoss'),
                  decoder: OptConfigType = None,
                  max_frame_gap: int = 1,
@@ -177,7 +183,7 @@ class ConvLSTMRefineHead(BaseHead):
             self.in_proj = nn.Identity()
             self.cell = TiedGroupConvLSTMCell(
                 num_keypoints, 1, hidden_channels, kernel_size, forget_bias=2.,
-                init='ema')
+                init='ema', recurrent_kernel_size=recurrent_kernel_size)
             self.out_proj = TiedGroupConv1x1(num_keypoints,
                                              hidden_channels + 1, 1)
             self.state_channels = num_keypoints * hidden_channels

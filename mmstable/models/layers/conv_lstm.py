@@ -99,6 +99,9 @@ class TiedGroupConvLSTMCell(nn.Module):
             input (an unnormalised moving average, decay
             ``sigmoid(forget_bias)``) — a temporal smoother that training
             only has to tune, which it does in a few hundred iterations.
+        recurrent_kernel_size (int, optional): kernel of the path from
+            ``h_{t-1}`` to the gates (odd, <= ``kernel_size``); ``None`` =
+            ``kernel_size``. 1 makes the recurrence per pixel.
     """
 
     def __init__(self,
@@ -107,7 +110,8 @@ class TiedGroupConvLSTMCell(nn.Module):
                  hidden_channels: int = 2,
                  kernel_size: int = 3,
                  forget_bias: float = 1.0,
-                 init: str = 'kaiming'):
+                 init: str = 'kaiming',
+                 recurrent_kernel_size: Optional[int] = None):
         super().__init__()
         if kernel_size % 2 != 1:
             raise ValueError('TiedGroupConvLSTMCell: kernel_size must be odd '
@@ -121,6 +125,21 @@ class TiedGroupConvLSTMCell(nn.Module):
                         kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(4 * hidden_channels))
         hid, mid = hidden_channels, kernel_size // 2
+        rk = kernel_size if recurrent_kernel_size is None else \
+            recurrent_kernel_size
+        if rk % 2 != 1 or rk > kernel_size:
+            raise ValueError('TiedGroupConvLSTMCell: recurrent_kernel_size '
+                             f'must be odd and <= kernel_size={kernel_size}, '
+                             f'got {recurrent_kernel_size}')
+        self.recurrent_kernel_size = rk
+        # h_{t-1} reaches the gates through the central rk x rk taps only:
+        # with rk = 1 the recurrence is per pixel, so the memory cannot
+        # diffuse (spread and drift) over long videos
+        mask = torch.ones(1, in_channels + hid, kernel_size, kernel_size)
+        lo = mid - rk // 2
+        mask[:, in_channels:] = 0.
+        mask[:, in_channels:, lo:lo + rk, lo:lo + rk] = 1.
+        self.register_buffer('recurrent_mask', mask, persistent=False)
         with torch.no_grad():
             self.bias[hid:2 * hid] = forget_bias
             if init == 'kaiming':
@@ -156,8 +175,10 @@ class TiedGroupConvLSTMCell(nn.Module):
             x.view(n, g, self.in_channels, height, width),
             h.view(n, g, hid, height, width)
         ], 2).view(n * g, -1, height, width)
+        weight = self.weight if self.recurrent_kernel_size == \
+            self.kernel_size else self.weight * self.recurrent_mask
         gates = F.conv2d(
-            xh, self.weight, self.bias,
+            xh, weight, self.bias,
             padding=self.kernel_size // 2).view(n, g, 4, hid, height, width)
         i, f, o = torch.sigmoid(gates[:, :, :3]).unbind(2)
         c = f * c.view(n, g, hid, height, width) + i * torch.tanh(gates[:, :,
@@ -169,7 +190,8 @@ class TiedGroupConvLSTMCell(nn.Module):
     def extra_repr(self) -> str:
         return (f'groups={self.groups}, in_channels={self.in_channels}, '
                 f'hidden_channels={self.hidden_channels}, '
-                f'kernel_size={self.kernel_size}')
+                f'kernel_size={self.kernel_size}, recurrent_kernel_size='
+                f'{self.recurrent_kernel_size}')
 
 
 class TiedGroupConv1x1(nn.Module):
