@@ -144,8 +144,28 @@ def test_single_frame_is_lambda_gm_and_mse_like():
     assert jit.item() == pytest.approx(mse.item(), rel=1e-3)
 
 
+def sparse_clip():
+    """B=1, T=2, K=1, 9x9, a few pixels so that PDC is computed by hand.
+    Frame 0: 1.0 at (x=4, y=4) -> u_0 = (4, 4).
+    Frame 1: 0.6 at (x=4, y=4), 0.4 at (x=5, y=4), 0.1 at (x=0, y=0) (below
+    Theta_PDC = 0.2: no mass) -> u_1 = ((4*0.6 + 5*0.4) / 1.0, 4) = (4.4, 4).
+    GT: u_hat_0 = (4, 4), u_hat_1 = (4.2, 4); target heatmaps: 0.5 at u_hat.
+    e_0 = (0, 0), e_1 = (0.2, 0): Psi_1 = 0.2 / (0.2 + xi=0.5) = 2/7 < Theta
+    (uncapped, so Psi carries a gradient when psi_grad=True); Psi_0 = 0."""
+    s = torch.zeros(1, 2, 1, 9, 9)
+    s[0, 0, 0, 4, 4] = 1.0
+    s[0, 1, 0, 4, 4] = 0.6
+    s[0, 1, 0, 4, 5] = 0.4
+    s[0, 1, 0, 0, 0] = 0.1
+    s_hat = torch.zeros(1, 2, 1, 9, 9)
+    s_hat[0, 0, 0, 4, 4] = 0.5
+    s_hat[0, 1, 0, 4, 4] = 0.5
+    u_hat = torch.tensor([[[[4.0, 4.0]], [[4.2, 4.0]]]])
+    return s, s_hat, torch.ones(1, 2, 1), u_hat
+
+
 def test_psi_grad_switch():
-    s, s_hat, w, u_hat = smooth_clip()
+    s, s_hat, w, u_hat = sparse_clip()
     grads = {}
     for psi_grad in (True, False):
         x = s.clone().requires_grad_(True)
@@ -154,16 +174,28 @@ def test_psi_grad_switch():
     assert not torch.allclose(grads[True], grads[False])
     # psi_grad=False: Psi is a constant weight, so the gradient is
     # (lambda + Psi) * dGM/ds / numel with dGM/ds = 2 d Theta^2 / (d^2+1)^2
-    from mmstable.codecs import pdc_centre_of_mass
-    u = pdc_centre_of_mass(s, 0.2)
-    e = u - u_hat
-    psi1 = min(((e[0, 1, 0] - e[0, 0, 0]).norm() /
-                ((u_hat[0, 1, 0] - u_hat[0, 0, 0]).norm() + 0.5)).item(), 1.)
-    assert 0 < psi1 < 1  # uncapped, so Psi carries a gradient when True
+    psi1 = 2 / 7  # sparse_clip's docstring
     d = s - s_hat
     dgm = 2 * d / (d**2 + 1)**2
     factor = torch.tensor([1., 1. + psi1]).view(1, 2, 1, 1, 1)
     torch.testing.assert_close(grads[False], factor * dgm / s.numel())
+    # the loss itself: mean over 2*81 elements of (1 + Psi_t) GM(d), with
+    # GM(d) = d^2 / (d^2 + 1) (Theta = 1). Frame 0: d = 0.5 at one pixel;
+    # frame 1: d = 0.1, 0.4, 0.1 at three pixels.
+    gm = [0.25 / 1.25, 0.01 / 1.01 + 0.16 / 1.16 + 0.01 / 1.01]
+    expected = (gm[0] + (1 + psi1) * gm[1]) / 162
+    loss = JitterLoss()(s, s_hat, w, u_hat)
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    # psi_grad=True adds GM_1 * dPsi_1/ds at the kept pixels of frame 1:
+    # Psi_1 = |x_1 - 4.2| / 0.7 near x_1 = 4.4 (e_0 = 0), and
+    # dx_1/ds_ij = (j - x_1) / mass, mass = 1.0; pixel (4, 4): -0.4,
+    # pixel (4, 5): +0.6; below-threshold pixels get nothing.
+    extra = grads[True] - grads[False]
+    for (y, x), dx in (((4, 4), -0.4), ((4, 5), 0.6)):
+        assert extra[0, 1, 0, y, x].item() == pytest.approx(
+            gm[1] * dx / 0.7 / 162, rel=1e-4)
+    assert extra[0, 1, 0, 0, 0].item() == 0
+    assert (extra[0, 0] == 0).all()
 
 
 @pytest.mark.parametrize('shapes,match', [
