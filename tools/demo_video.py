@@ -116,6 +116,11 @@ def parse_args(argv=None):
                         'StableFaceTracker')
     parser.add_argument('--iou-thr', type=float, default=0.3)
     parser.add_argument('--max-faces', type=int, default=None)
+    parser.add_argument(
+        '--invalid-boxes', choices=['error', 'skip'], default='error',
+        help='a face box with NaN, inverted, of zero area or outside its '
+        'frame: stop with an error naming it (default), or skip it with a '
+        'warning naming it')
     parser.add_argument('--max-frames', type=int, default=None,
                         help='stop after this many frames (cameras)')
     parser.add_argument('--fps', type=float, default=None,
@@ -455,7 +460,7 @@ def main(argv=None) -> dict:
          '--det-checkpoint': args.det_checkpoint},
         hint='pass another --out-dir')
     bbox_file = load_bbox_file(args.bbox_file) if args.bbox_file else None
-    if bbox_file and source.frame_size:
+    if bbox_file and source.frame_size and args.invalid_boxes == 'error':
         # a video has one size: boxes outside it are refused before anything
         # is written (a folder's images are checked frame by frame)
         for index, boxes in bbox_file.items():
@@ -466,7 +471,7 @@ def main(argv=None) -> dict:
     tracker = StableFaceTracker(
         model, detector=build_detector(args), filter=args.filter,
         iou_thr=args.iou_thr, track_by=args.track_by,
-        max_faces=args.max_faces)
+        max_faces=args.max_faces, invalid_boxes=args.invalid_boxes)
 
     try:
         os.makedirs(args.out_dir, exist_ok=True)
