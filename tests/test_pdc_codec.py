@@ -164,25 +164,33 @@ def test_gradient_through_kept_values_and_fallback():
                                ((3 - x) + (2 - y)).item() / 2.45, rtol=1e-5)
 
 
-def test_batch_decode_matches_decode():
-    codec = KEYPOINT_CODECS.build(
-        dict(
-            type='PDCCodec',
-            input_size=(192, 256),
-            heatmap_size=(48, 64),
-            sigma=2))
-    gen = torch.Generator().manual_seed(0)
-    batch = torch.rand((3, 4, 64, 48), generator=gen) * 0.25
-    batch[0, 0, 10, 20] = 1.0
-    batch[2, 3] = -1.0
-    kps, scores = codec.batch_decode(batch)
-    assert isinstance(kps, list) and len(kps) == 3 and len(scores) == 3
-    for b in range(3):
-        kp_b, sc_b = codec.decode(batch[b].numpy())
-        assert kps[b].shape == (1, 4, 2) and scores[b].shape == (1, 4)
+def test_decode_and_batch_decode_by_hand():
+    """Both decoders against hand-computed values (5x5 heatmaps, input
+    10x10: input = heatmap px * 2), B=2 images of K=2 landmarks."""
+    two_pixels = np.zeros((5, 5), np.float32)
+    two_pixels[0, 4] = 0.6  # (y=0, x=4)
+    two_pixels[0, 3] = 0.2  # exactly Theta_PDC: kept
+    two_pixels[4, 0] = 0.1  # below Theta_PDC: no mass
+    one_hot = np.zeros((5, 5), np.float32)
+    one_hot[3, 1] = 0.9  # (y=3, x=1)
+    batch = np.stack([np.stack([hand_map(), one_hot]),
+                      np.stack([two_pixels, hand_map()])])
+    # hand_map: heatmap (2.040816, 1.979592) (test_algorithm1_by_hand);
+    # one_hot: (1, 3); two_pixels: x = (4*0.6 + 3*0.2) / 0.8 = 3.75, y = 0
+    hand = np.array([7.45 / 2.45 - 1, 7.3 / 2.45 - 1])
+    expected = np.array([[hand, [1.0, 3.0]], [[3.75, 0.0], hand]]) * 2
+    expected_scores = np.array([[1.0, 0.9], [0.6, 1.0]])
+    codec = build()
+    kps, scores = codec.batch_decode(torch.from_numpy(batch))
+    assert isinstance(kps, list) and len(kps) == 2 and len(scores) == 2
+    for b in range(2):
+        kp_b, sc_b = codec.decode(batch[b])
+        for got, got_scores in ((kps[b], scores[b]), (kp_b, sc_b)):
+            assert got.shape == (1, 2, 2) and got_scores.shape == (1, 2)
+            np.testing.assert_allclose(got[0], expected[b], atol=1e-5)
+            np.testing.assert_allclose(got_scores[0], expected_scores[b],
+                                       atol=1e-6)
         assert kps[b].dtype == np.float32
-        np.testing.assert_allclose(kps[b], kp_b, rtol=1e-6)
-        np.testing.assert_allclose(scores[b], sc_b)
 
 
 @pytest.mark.parametrize('mode', ['absolute', 'relative'])
