@@ -33,3 +33,31 @@ def test_stability_table_rows_per_scenario_and_source():
     assert '50 (-50%)' in rows['Refined']
     assert '2 (-50%)' in rows['S1/Refined']  # 300VW S1 without being told
     assert 'NMF' in lines[0] and 'pareto' not in ''.join(rows)
+
+
+def test_demo_pareto_summary(tmp_path):
+    import json
+
+    import numpy as np
+    spec = importlib.util.spec_from_file_location(
+        'mmstable_demo_tool', osp.join(REPO, 'tools', 'demo.py'))
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+
+    def point(label, family, nme, nmf):
+        return dict(label=label, family=family, causal=True, params={},
+                    NME=nme, NMF=nmf, MAV=1., MAV_err=1.)
+
+    from mmstable.evaluation import scenario_summary
+    pts = [point('raw', 'raw', .03, 400.), point('refined', 'refined', .03,
+                                                 200.),
+           point('Kalman process_noise=0.1', 'Kalman', .03, 300.)]
+    summaries = {'fast_jittered': scenario_summary(pts)}
+    path = tmp_path / 'pareto.json'
+    path.write_text(json.dumps(dict(points={}, summaries=summaries),
+                               default=lambda x: x.item() if isinstance(
+                                   x, np.generic) else str(x)))
+    text = demo.pareto_summary(str(path))
+    # refined 200 against the Kalman front's 300 at NME 0.03: 1 − 2/3
+    assert 'PASS fast_jittered: refined NMF 33.3% below' in text
+    assert 'best Kalman' in text and '200 (-50%)' in text

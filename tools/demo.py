@@ -62,6 +62,20 @@ def summary(metrics: dict) -> str:
     return '\n'.join(lines)
 
 
+def pareto_summary(pareto_file: str) -> str:
+    """Per preset and box mode: raw / best One Euro / best Kalman / best
+    EMA / refined, and the checks of the refiner against the causal filters
+    (from ``ParetoSweep``'s JSON)."""
+    from mmstable.evaluation.pareto import claim_checks, format_report
+    with open(pareto_file) as f:
+        summaries = json.load(f)['summaries']
+    return '\n'.join([
+        'per preset and box mode (NME a fraction, NMF as LDEQ):',
+        format_report(summaries), '', 'refiner vs causal filters:',
+        *claim_checks(summaries)
+    ])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--work-dir', default='work_dirs/demo')
@@ -108,13 +122,7 @@ def main(argv=None):
     print('\n' + summary(metrics))
     pareto_file = osp.join(ROOT, wd, 'test', 'pareto', 'pareto.json')
     if osp.isfile(pareto_file):
-        from mmstable.evaluation.pareto import claim_checks, format_report
-        with open(pareto_file) as f:
-            summaries = json.load(f)['summaries']
-        print('\nper preset and box mode (NME a fraction, NMF as LDEQ):')
-        print(format_report(summaries))
-        print('\nrefiner vs causal filters:')
-        print('\n'.join(claim_checks(summaries)))
+        print('\n' + pareto_summary(pareto_file))
     mav, raw_mav = metrics.get('MAV'), metrics.get('Raw/MAV')
     nme, raw_nme = metrics.get('NME'), metrics.get('Raw/NME')
     if None not in (mav, raw_mav, nme, raw_nme):
