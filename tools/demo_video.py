@@ -26,8 +26,9 @@ naming the file and the fix, no traceback):
 - 1: an input cannot be used (missing, unreadable, empty, corrupt or unsafe
   video / config / checkpoint / box file; a checkpoint that does not fit the
   model; an output would overwrite an input): found before anything is
-  written (for a folder of images, a ``--bbox-file`` box outside its image
-  stops the run at that image);
+  written, except an invalid face box found mid-run (outside its image in a
+  folder of images, or from a detector; see ``--invalid-boxes``), which
+  stops the run at that frame;
 - 2: bad command line (missing ``--checkpoint``, bad option values);
 - 3: incomplete: some frames could not be read (a truncated or damaged
   video, unreadable images in a folder). The outputs cover the frames read;
