@@ -5,10 +5,11 @@ they call.
 """
 from .face_detectors import HaarFaceDetector, MMDetFaceDetector
 from .frame_source import FrameSource
+from .image_input import check_boxes, check_image
 from .inference import init_model
 from .stable_face_tracker import StableFaceTracker, TrackResult
 
 __all__ = [
     'init_model', 'StableFaceTracker', 'TrackResult', 'HaarFaceDetector',
-    'MMDetFaceDetector', 'FrameSource'
+    'MMDetFaceDetector', 'FrameSource', 'check_image', 'check_boxes'
 ]
