@@ -320,15 +320,42 @@ def test_runner_test_loop(tmp_path):
 
 
 # ------------------------------------------------- plots and robustness
-def test_plots(tmp_path):
-    from mmstable.visualization import plot_allan, plot_trajectories
+def test_plots(tmp_path, monkeypatch):
+    """The figures hold the given data (captured on their way to the PNG)
+    and the PNGs are drawings, not blank canvases."""
+    from matplotlib.image import imread
+
+    from mmstable.visualization import (plot_allan, plot_trajectories,
+                                        stability_plots)
+    figures, save = [], stability_plots._save
+    monkeypatch.setattr(stability_plots, '_save',
+                        lambda fig, out: figures.append(fig) or save(fig, out))
     rng = np.random.default_rng(0)
     raw = 100 + rng.normal(0, 1, (64, 68, 2))
     out = plot_trajectories(dict(raw=raw, smooth=raw * 0 + 100),
                             str(tmp_path / 'traj.png'), title='v')
-    assert osp.getsize(out) > 0
-    out = plot_allan(dict(raw=allan_deviation(raw)), str(tmp_path / 'a.png'))
-    assert osp.getsize(out) > 0
+    axes = figures[0].get_axes()
+    assert len(axes) == 8  # landmarks 36, 45, 30, 48 (68 points) x (x, y)
+    ax = axes[2 * 2 + 1]  # landmark 30, y
+    assert ax.get_ylabel() == 'landmark 30 y (px)'
+    lines = {ln.get_label(): ln.get_ydata() for ln in ax.get_lines()}
+    np.testing.assert_array_equal(lines['raw'], raw[:, 30, 1])
+    np.testing.assert_array_equal(lines['smooth'], np.full(64, 100.))
+    grey = imread(out)[..., :3].mean(-1)
+    assert (grey < 0.5).mean() > 0.005 and (grey > 0.95).mean() > 0.5
+    # Allan deviation of white noise (sigma 1 px in x and in y; AVar uses
+    # the 2-D norm, conventions §4): AVar(1) = 2 px^2, ADEV(tau) =
+    # sqrt(2 / tau), drawn on log-log axes
+    taus, adev = allan_deviation(raw)
+    out = plot_allan(dict(raw=(taus, adev)), str(tmp_path / 'a.png'))
+    ax = figures[1].get_axes()[0]
+    assert ax.get_xscale() == ax.get_yscale() == 'log'
+    (line, ) = ax.get_lines()
+    np.testing.assert_array_equal(line.get_xdata(), taus)
+    np.testing.assert_allclose(line.get_ydata()[:3],
+                               np.sqrt(2 / taus[:3]), rtol=0.15)
+    grey = imread(out)[..., :3].mean(-1)
+    assert (grey < 0.5).mean() > 0.005 and (grey > 0.95).mean() > 0.5
 
 
 def _load_robustness():
