@@ -4,7 +4,7 @@ torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine 0.10.7
 does not pass the argument. MMPose zoo checkpoints and MMEngine Runner
 checkpoints carry numpy arrays (``meta['dataset_meta']``) and
 ``HistoryBuffer`` objects (``message_hub``), which the restricted unpickler
-refuses. Falling back to ``weights_only=False`` would let a checkpoint run
+refuses. Falling back to unrestricted unpickling would let a checkpoint run
 arbitrary code (a ``__reduce__`` payload), so mmstable instead:
 
 - allow-lists exactly the globals such files need (:data:`SAFE_GLOBAL_NAMES`);
