@@ -5,3 +5,4 @@ from .pareto import (CAUSAL_FAMILIES, DEFAULT_GRIDS,  # noqa: F401
                      add_pareto_sweep, best_on_front, compare_to_front,
                      format_report, front_value, pareto_front,
                      scenario_summary)
+from .tracked_records import tracked_video_records  # noqa: F401

@@ -16,7 +16,11 @@ stands against the causal front; writes ``<work-dir>/pareto.json`` and the
 plot ``<work-dir>/pareto.png``.
 
 CHECKPOINT may be a refiner checkpoint or the image model's (an untrained
-refiner returns the raw landmarks exactly).
+refiner returns the raw landmarks exactly). ``--tracker`` adds, per preset,
+the videos cropped by the streaming tracker's own rule
+(:class:`mmstable.apis.StableFaceTracker` with ``track_by='landmarks'``:
+each frame's box is the previous frame's landmark box), frame by frame
+(:func:`mmstable.evaluation.tracked_video_records`).
 """
 import argparse
 import os.path as osp
@@ -28,7 +32,9 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
 import mmstable  # noqa: E402,F401
-from mmstable.evaluation import ParetoSweep  # noqa: E402
+from mmstable.apis import init_model  # noqa: E402
+from mmstable.evaluation import (ParetoSweep,  # noqa: E402
+                                 tracked_video_records)
 from mmstable.evaluation.pareto import (add_pareto_sweep,  # noqa: E402
                                         format_report)
 from mmstable.visualization import plot_pareto  # noqa: E402
@@ -41,6 +47,10 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint')
     parser.add_argument('--work-dir', default=None,
                         help='default work_dirs/pareto/<config name>')
+    parser.add_argument('--tracker', action='store_true',
+                        help="also crop each video with the streaming "
+                        "tracker's rule (box of the previous frame's "
+                        "landmarks): scenarios '<preset>_tracker'")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         default={})
     return parser.parse_args(argv)
@@ -62,6 +72,10 @@ def main(argv=None):
         return None
     sweep = next(m for m in runner.test_evaluator.metrics
                  if isinstance(m, ParetoSweep))
+    if args.tracker:
+        model = init_model(cfg, args.checkpoint, device='cpu')
+        sweep.extend(
+            tracked_video_records(model, runner.test_dataloader.dataset))
     print('\n' + format_report(sweep.summaries))
     png = plot_pareto(sweep.points, osp.join(cfg.work_dir, 'pareto.png'),
                       sweep.summaries, title=osp.basename(args.config))

@@ -164,6 +164,30 @@ class ParetoSweep(BaseVideoMetric):
             self._dump()
         return self._flat()
 
+    def extend(self, records: List[dict]) -> Dict[str, float]:
+        """Score more records after ``evaluate`` and add their scenarios
+        (e.g. the tracker-cropped videos of
+        :func:`mmstable.evaluation.tracked_video_records`); the ``'all'``
+        pool keeps the test run's videos only. Rewrites ``out_file``.
+        Returns the new scenarios' keys (without ``prefix``)."""
+        points, summaries = self.points, self.summaries
+        out_file, self.out_file = self.out_file, None
+        try:
+            self.compute_metrics(records)
+        finally:
+            self.out_file = out_file
+        new = {s: p for s, p in self.points.items() if s != 'all'}
+        new_summaries = {s: self.summaries[s] for s in new}
+        self.points = {**points, **new}
+        self.summaries = {**summaries, **new_summaries}
+        if self.out_file:
+            self._dump()
+        flat, self.summaries = self.summaries, new_summaries
+        try:
+            return self._flat()
+        finally:
+            self.summaries = flat
+
     def _flat(self) -> Dict[str, float]:
         metrics = OrderedDict()
         for scenario, summary in self.summaries.items():
