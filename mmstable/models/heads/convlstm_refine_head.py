@@ -58,7 +58,9 @@ class ConvLSTMRefineHead(BaseHead):
       map with the remembered ones — a learnt per-landmark temporal
       smoother. To stay cheap (docs/conventions.md §5) the cell runs at
       ``1/state_stride`` of the heatmap resolution: ``P`` = average pooling,
-      ``Δ`` is upsampled bilinearly and added at full resolution.
+      ``Δ`` is upsampled bilinearly and added at full resolution, where a
+      learnt gain γ (zero-initialised) also scales the current map:
+      ``s_t = (1 + γ) o_t + up(Δ(h_t, P(o_t)))``.
     - ``share_across_keypoints=False``: the paper's plain ConvLSTM, one cell
       over all K maps, ``P``: K → ``bottleneck_channels``, cell →
       ``hidden_channels``, ``Δ``: hidden → K. With ``warp_state=False``,
@@ -186,6 +188,10 @@ class ConvLSTMRefineHead(BaseHead):
                 init='ema', recurrent_kernel_size=recurrent_kernel_size)
             self.out_proj = TiedGroupConv1x1(num_keypoints,
                                              hidden_channels + 1, 1)
+            # s_t = (1 + γ) o_t + up(Δ): Δ lives at the cell's (reduced)
+            # resolution, so without γ the sharp current map would always
+            # keep weight 1 and the memory could only nudge it
+            self.input_gain = nn.Parameter(torch.zeros(1))
             self.state_channels = num_keypoints * hidden_channels
         else:
             if bottleneck_channels:
@@ -306,6 +312,8 @@ class ConvLSTMRefineHead(BaseHead):
         delta = self.out_proj(h)
         delta = _upsample_bilinear(delta, stride)
         delta = delta.view(b, t, k, height, width)
+        if self.share_across_keypoints:
+            delta = delta + self.input_gain * heatmaps
         if lengths is not None and any(n != t for n in lengths):
             state = TrackState.cat(
                 [states[n - 1].rows(r) for r, n in enumerate(lengths)])
