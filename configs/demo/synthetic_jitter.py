@@ -36,10 +36,11 @@ test_pipeline = [
     dict(type='LoadImage'), dict(type='GetBBoxCenterScale', padding=1.25),
     dict(type='TopdownAffine', input_size=codec['input_size']),
     dict(type='PackClipInputs')]  # a single frame packs as PackPoseInputs + video_id/frame_id
+# clips of 8-16 frames: trained on 5-8 frames (and never exact boxes) the refiner drifted off long still videos
 train_dataloader = dict(batch_size=4, collate_fn=dict(type='clip_collate'), dataset=dict(
-    _delete_=True, type='ImageSequenceDataset', pipeline=train_pipeline,
+    _delete_=True, type='ImageSequenceDataset', pipeline=train_pipeline, clip_len=(8, 16),
     dataset=dict(type='SyntheticFaceVideoDataset', data_root='data/synthetic', split='train', as_images=True,
-                 indices=960)))  # 240 iterations: the demo's CPU budget
+                 indices=480)))  # 120 iterations: the demo's CPU budget
 test_dataloader = dict(batch_size=20, num_workers=1, persistent_workers=False,
                        sampler=dict(_delete_=True, type='VideoSampler'), dataset=dict(
     _delete_=True, type='SyntheticFaceVideoDataset', data_root='data/synthetic', split='test',
