@@ -47,3 +47,23 @@ def test_sweep_extends_with_tracker_scenarios(records_and_dataset):
     assert sweep.points['all'] == []  # the test run's pool is kept
     assert 'still_tracker/raw/NMF' in keys
     assert np.isfinite(keys['still_tracker/refined/NME'])
+
+
+def test_box_jitter_table_plumbing_and_format(tmp_path):
+    from mmstable.evaluation.box_jitter_table import (box_jitter_table,
+                                                       format_box_jitter_table)
+    model = init_model(*write_tiny_model(tmp_path), device='cpu')
+    rows = box_jitter_table(model, rows=[('still exact', 0., 0.),
+                                         ('still σ 4', 0., 4.)],
+                            num_frames=3)
+    assert [r['label'] for r in rows] == ['still exact', 'still σ 4']
+    assert all(np.isfinite(v) for r in rows for k, v in r.items()
+               if k != 'label')
+    text = format_box_jitter_table([
+        dict(label='a', **{'NME raw': 2., 'NME refined': 2.05,
+                           'NMF raw': 100., 'NMF refined': 90.}),
+        dict(label='b', **{'NME raw': 2., 'NME refined': 2.5,
+                           'NMF raw': 100., 'NMF refined': 120.})])
+    # 2.05 <= 2 × 1.02 = 2.04? no → bold; 90 < 100 → plain
+    assert '| a | 2.00 | **2.05** | 100.0 | 90.0 |' in text
+    assert '| b | 2.00 | **2.50** | 100.0 | **120.0** |' in text
