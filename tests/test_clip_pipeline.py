@@ -24,6 +24,7 @@ def synthetic_results(rot=0., size=(200, 160), smooth=True):
     return dict(img=img,
                 img_shape=(h, w),
                 ori_shape=(h, w),
+                bbox=np.array([[50., 50., 140., 120.]], np.float32),
                 bbox_center=np.array([[95., 85.]], np.float32),
                 bbox_scale=np.array([[90., 70.]], np.float32),
                 bbox_rotation=np.array([rot], np.float32),
@@ -353,6 +354,9 @@ def test_motion_clip_pure_translation_of_the_face(lag):
     np.testing.assert_allclose(tk - tk[0], expected, atol=1e-3)
     assert all(f['motion_kind'] == 'moving+face' for f in frames)
     np.testing.assert_allclose(frames[2]['image_velocity'], v, atol=1e-4)
+    # the GT box moves with the face
+    np.testing.assert_allclose(frames[3]['bbox'] - [[50., 50., 140., 120.]],
+                               [np.tile(3 * v, 2)], atol=1e-3)
 
 
 @pytest.mark.parametrize('seed', range(6))

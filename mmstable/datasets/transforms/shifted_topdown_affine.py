@@ -53,7 +53,8 @@ class ShiftedTopdownAffine(TopdownAffine):
     similarity; see :class:`MakeMotionClip`).
 
     Modified Keys: as ``TopdownAffine``, plus ``bbox_center`` (and, with
-    ``face_warp``, ``keypoints``, ``bbox_scale``, ``bbox_rotation``).
+    ``face_warp``, ``keypoints``, ``bbox`` (the GT box, moved with the face
+    and scaled by ``F``'s scale), ``bbox_scale``, ``bbox_rotation``).
 
     Added Keys: ``crop_affine`` (np.ndarray (2, 3) float64: the frame's image
     -> input-space pixels, the exact matrix the crop was warped with;
@@ -136,6 +137,15 @@ class ShiftedTopdownAffine(TopdownAffine):
                 [self._rotation(results) + warp_angle], np.float32)
             results['input_center'] = results['bbox_center'][0]
             results['input_scale'] = results['bbox_scale'][0]
+            if np.ndim(results.get('bbox')) == 2:
+                # the GT box (NME's 'bbox_size' norm) follows the face:
+                # centre mapped by F, sides scaled by its scale
+                box = results['bbox'].astype(np.float64)
+                centre = (box[:, :2] + box[:, 2:]) / 2
+                half = (box[:, 2:] - box[:, :2]) / 2 * warp_scale
+                centre = centre @ warp[:2, :2].T + warp[:2, 2]
+                results['bbox'] = np.concatenate(
+                    [centre - half, centre + half], axis=1).astype(np.float32)
             if np.ndim(results.get('keypoints')) == 3:
                 kpts = results['keypoints'].astype(np.float64)
                 kpts = kpts @ warp[:2, :2].T + warp[:2, 2]
