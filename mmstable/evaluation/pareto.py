@@ -34,8 +34,8 @@ DEFAULT_GRIDS = dict(
     OneEuro=[
         dict(type='OneEuroFilter', min_cutoff=mc, beta=b, d_cutoff=1.,
              fps=30., derivative_of='raw', value_scale='object')
-        for mc in (0.01, 0.03, 0.1, 0.3, 1., 3.)
-        for b in (0., 1., 5., 20., 80., 300.)
+        for mc in (0.01, 0.03, 0.1, 0.3, 1., 3., 10.)
+        for b in (0., 1., 5., 20., 80., 300., 1000.)
     ],
     Kalman=[
         dict(type='KalmanFilter', process_noise=q, measurement_noise=1.)
