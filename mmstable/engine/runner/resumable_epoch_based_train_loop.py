@@ -88,15 +88,21 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
         skip = self._iter - self._epoch * len(self.dataloader)
         rng_state, self.rng_hook.loaded_state = \
             self.rng_hook.loaded_state, None
-        if skip > 0:
-            print_log(
-                f'resumed in the middle of epoch {self._epoch + 1}: '
-                f're-drawing its first {skip} batches', 'current')
-        for idx, data_batch in enumerate(self.dataloader):
-            if idx < skip:
-                if idx == skip - 1 and rng_state is not None:
-                    set_rng_state(rng_state)
-                continue
-            self.run_iter(idx, data_batch)
+        if skip >= len(self.dataloader):
+            # the checkpoint was written after the epoch's last iteration:
+            # nothing to re-draw (the next epoch starts new workers)
+            if rng_state is not None:
+                set_rng_state(rng_state)
+        else:
+            if skip > 0:
+                print_log(
+                    f'resumed in the middle of epoch {self._epoch + 1}: '
+                    f're-drawing its first {skip} batches', 'current')
+            for idx, data_batch in enumerate(self.dataloader):
+                if idx < skip:
+                    if idx == skip - 1 and rng_state is not None:
+                        set_rng_state(rng_state)
+                    continue
+                self.run_iter(idx, data_batch)
         self.runner.call_hook('after_train_epoch')
         self._epoch += 1
