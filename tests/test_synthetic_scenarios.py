@@ -155,3 +155,23 @@ def test_bad_scenario_arguments(tmp_path, kwargs, match):
     with pytest.raises((ValueError, KeyError), match=match):
         SyntheticFaceVideoDataset(data_root=str(tmp_path), split='test',
                                   num_videos=1, num_frames=2, **kwargs)
+
+
+def test_generator_overrides_the_preset_and_is_cached(tmp_path):
+    import json
+    base = dict(data_root=str(tmp_path), split='test', num_videos=1,
+                num_frames=2, presets=['fast'], test_mode=True)
+    SyntheticFaceVideoDataset(generator=dict(noise=0.), **base)
+    with open(tmp_path / default_ann_file('test', 'fast')) as f:
+        info = json.load(f)['info']
+    assert info['generator']['noise'] == 0.
+    assert info['generator']['speed'] == preset_settings('fast')['speed']
+    assert info['generator']['blur'] == preset_settings('fast')['blur']
+    # other settings regenerate the preset's file, the same ones reuse it
+    mtime = (tmp_path / default_ann_file('test', 'fast')).stat().st_mtime_ns
+    SyntheticFaceVideoDataset(generator=dict(noise=0.), **base)
+    assert (tmp_path / default_ann_file('test', 'fast')).stat(
+    ).st_mtime_ns == mtime
+    SyntheticFaceVideoDataset(**base)
+    with open(tmp_path / default_ann_file('test', 'fast')) as f:
+        assert json.load(f)['info']['generator']['noise'] == 3.
