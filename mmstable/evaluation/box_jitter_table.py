@@ -91,8 +91,10 @@ def box_jitter_table(model,
 def format_box_jitter_table(rows: List[dict]) -> str:
     """Markdown table, as in the issue (refined NME > raw + 2 % in bold,
     refined NMF >= raw in bold)."""
-    lines = ['| video, boxes | NME raw | NME refined | NMF raw | NMF refined |',
-             '|---|---|---|---|---|']
+    lines = [
+        '| video, boxes | NME raw | NME refined | NMF raw | NMF refined |',
+        '|---|---|---|---|---|'
+    ]
     for r in rows:
         nme = f'{r["NME refined"]:.2f}'
         if r['NME refined'] > r['NME raw'] * 1.02:

@@ -26,9 +26,9 @@ def plot_pareto(points: Dict[str, Sequence[dict]],
                 title: Optional[str] = None) -> str:
     """Accuracy (NME, x) against flicker (NMF, y, log scale), one panel per
     scenario, zoomed on NME up to 25 % above raw: every filter setting as a
-    faint marker, each family's Pareto front as a line (offline references dashed, grey), raw (black cross),
-    refined (red star), and, with ``summaries``, the refiner's standing in
-    the panel title.
+    faint marker, each family's Pareto front as a line (offline references
+    dashed, grey), raw (black cross), refined (red star), and, with
+    ``summaries``, the refiner's standing in the panel title.
 
     Args:
         points (dict): scenario -> points (``ParetoSweep.points``).

@@ -1,4 +1,5 @@
-"""Video metrics: stability (MCV, MAV + extras, NMF) and accuracy (VideoNME)."""
+"""Video metrics: stability (MCV, MAV + extras, NMF), accuracy (VideoNME),
+the filter sweep (ParetoSweep)."""
 from .base_video_metric import BaseVideoMetric
 from .mav import MAV
 from .mcv import MCV

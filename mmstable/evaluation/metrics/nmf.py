@@ -30,8 +30,9 @@ class NMF(BaseVideoMetric):
         nme_product (bool): also emit ``NMExNMF`` = NME × NMF, NME
             frame-averaged and a fraction as :class:`VideoNME` reports it
             with its defaults (not emitted itself: an evaluator with both
-            metrics would have two ``NME`` keys), a best-checkpoint key (``save_best='NMExNMF'``,
-            ``rule='less'``) that neither accuracy nor stability alone wins.
+            metrics would have two ``NME`` keys); a best-checkpoint key
+            (``save_best='NMExNMF'``, ``rule='less'``) that neither
+            accuracy nor stability alone wins.
         keypoint_indices (Sequence[int], optional): the NME's normalising
             landmark pair; default by ``dataset_meta['dataset_name']`` as in
             :class:`VideoNME`.
