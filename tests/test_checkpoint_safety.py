@@ -196,16 +196,23 @@ def test_allow_partial_load_is_the_explicit_way_out(demo_checkpoints):
 
 
 def test_tools_test_refuses_weights_that_do_not_fit(demo_checkpoints,
+                                                    bad_checkpoints,
                                                     monkeypatch, tmp_path):
     main = runpy.run_path(osp.join(REPO, 'tools', 'test.py'))['main']
     monkeypatch.setattr(sys, 'argv', list(sys.argv))  # main() rewrites it
     monkeypatch.chdir(REPO)  # the demo config's data_root is relative
-    with pytest.raises(SystemExit) as e:
-        main([DEMO_JITTER, demo_checkpoints[98], '--work-dir',
-              str(tmp_path)])
-    msg = str(e.value.code)
-    assert msg.startswith('tools/test.py: error: '), msg
-    assert 'head.base_head.final_layer.weight' in msg and '\n' not in msg
+    files, marker = bad_checkpoints
+    for ckpt, expected in ((demo_checkpoints[98],
+                            'head.base_head.final_layer.weight'),
+                           (str(files['payload']),
+                            f'{os.system.__module__}.system')):
+        with pytest.raises(SystemExit) as e:
+            main([DEMO_JITTER, ckpt, '--work-dir', str(tmp_path)])
+        msg = str(e.value.code)
+        assert msg.startswith('tools/test.py: error: '), msg
+        assert ckpt in msg, msg
+        assert expected in msg and '\n' not in msg, msg
+    assert not marker.exists()
 
 
 def test_init_model_refuses_weights_that_do_not_fit(demo_checkpoints):

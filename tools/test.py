@@ -30,7 +30,8 @@ import mmstable  # noqa: E402,F401
 from mmstable.evaluation import (ParetoSweep, add_pareto_sweep,  # noqa: E402
                                  format_report, scenario_label)
 from mmstable.utils import (CheckpointError,  # noqa: E402
-                            allow_partial_load, install_checkpoint_fit_check)
+                            CheckpointMismatchError, allow_partial_load,
+                            install_checkpoint_fit_check)
 from mmstable.utils.mmpose_tools import load_mmpose_tool  # noqa: E402
 from mmstable.visualization import plot_pareto  # noqa: E402
 
@@ -115,7 +116,9 @@ def main(argv=None):
         with allow_partial_load(cfg.get('allow_partial_load', False)):
             metrics = runner.test()
     except CheckpointError as e:
-        sys.exit(f'tools/test.py: error: {e}')
+        where = f'{cfg.load_from}: ' if isinstance(
+            e, CheckpointMismatchError) else ''  # the others name the file
+        sys.exit(f'tools/test.py: error: {where}{e}')
     if runner.rank != 0:
         return metrics
     table = stability_table(metrics, dataset_scenarios(runner))

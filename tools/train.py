@@ -30,7 +30,8 @@ import mmstable  # noqa: E402,F401
 from mmstable.engine.runner import (cpu_distributed,  # noqa: E402
                                     resolve_auto_resume, use_resumable_loop)
 from mmstable.utils import (CheckpointError,  # noqa: E402
-                            allow_partial_load, install_checkpoint_fit_check)
+                            CheckpointMismatchError, allow_partial_load,
+                            install_checkpoint_fit_check)
 from mmstable.utils.mmpose_tools import load_mmpose_tool  # noqa: E402
 
 
@@ -52,7 +53,9 @@ def main(argv=None):
             install_checkpoint_fit_check(runner.model)
             runner.train()
     except CheckpointError as e:
-        sys.exit(f'tools/train.py: error: {e}')
+        where = f'{cfg.load_from}: ' if isinstance(
+            e, CheckpointMismatchError) else ''  # the others name the file
+        sys.exit(f'tools/train.py: error: {where}{e}')
     return runner
 
 
