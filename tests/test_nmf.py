@@ -86,6 +86,7 @@ def test_metric_from_config_scenarios_sources():
     assert res['NMF'] == pytest.approx((NMF_A + NMF_B) / 2, rel=1e-6)
     assert res['moving_jittered/NMF'] == pytest.approx(NMF_A, rel=1e-6)
     assert res['still_exact/NMF'] == pytest.approx(0., abs=1e-4)
+    assert metric.scenarios == ['moving_jittered', 'still_exact']
     # raw = gt + 1 everywhere: a constant error
     assert res['Raw/NMF'] == pytest.approx(0., abs=1e-4)
     assert 'NMExNMF' not in res

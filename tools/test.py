@@ -28,7 +28,7 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmstable  # noqa: E402,F401
 from mmstable.evaluation import (ParetoSweep, add_pareto_sweep,  # noqa: E402
-                                 format_report, scenario_label)
+                                 format_report)
 from mmstable.utils import (CheckpointError,  # noqa: E402
                             CheckpointMismatchError, allow_partial_load,
                             install_checkpoint_fit_check)
@@ -121,7 +121,9 @@ def main(argv=None):
         sys.exit(f'tools/test.py: error: {where}{e}')
     if runner.rank != 0:
         return metrics
-    table = stability_table(metrics, dataset_scenarios(runner))
+    scenarios = {s for m in runner.test_evaluator.metrics
+                 for s in getattr(m, 'scenarios', ())}
+    table = stability_table(metrics, scenarios)
     if table:
         print('\n' + table)
     for metric in runner.test_evaluator.metrics:
@@ -135,16 +137,6 @@ def main(argv=None):
                 print(f'Pareto points: {metric.out_file}; plot: {png}')
     return metrics
 
-
-def dataset_scenarios(runner) -> set:
-    """The scenario labels of the test set's frames (metric key prefixes)."""
-    dataset = runner.test_dataloader.dataset
-    labels = set()
-    for i in range(len(dataset)):
-        value = dataset.get_data_info(i).get('scenario')
-        if value is not None:
-            labels.add(scenario_label(value))
-    return labels
 
 
 if __name__ == '__main__':

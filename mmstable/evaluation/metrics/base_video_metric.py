@@ -64,7 +64,8 @@ class BaseVideoMetric(BaseMetric):
 
     After ``evaluate``, ``self.video_results[variant][video]`` holds each
     track's own values (``variant`` is the key prefix, ``''`` for the main
-    prediction) for reports and plots.
+    prediction) for reports and plots, and ``self.scenarios`` the scenario
+    labels (key prefixes) that occurred.
     """
     #: Tracks with fewer usable frames are skipped with a warning.
     min_frames = 2
@@ -97,6 +98,7 @@ class BaseVideoMetric(BaseMetric):
         self.video_scenarios = dict(video_scenarios or {})
         self.nan_policy = nan_policy
         self.video_results: Dict[str, Dict[str, dict]] = {}
+        self.scenarios: List[str] = []
         self._variant = ''
 
     # ------------------------------------------------------------ process
@@ -189,6 +191,7 @@ class BaseVideoMetric(BaseMetric):
     def compute_metrics(self, results: list) -> Dict[str, float]:
         tracks = group_tracks(results)
         scenarios = sorted({t.scenario for t in tracks} - {None})
+        self.scenarios = scenarios
         sources = [''] + list(self.extra_pred_keys)
         filters = [('', None)] + self.filters
         metrics = OrderedDict()

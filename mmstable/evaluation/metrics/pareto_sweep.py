@@ -133,7 +133,8 @@ class ParetoSweep(BaseVideoMetric):
                 label = f'{family} ' + ' '.join(
                     f'{k}={v:g}' for k, v in params.items())
                 variants.append((label, family, filt.online, params, filt))
-        scenarios = ['all'] + sorted({t.scenario for t in tracks} - {None})
+        self.scenarios = sorted({t.scenario for t in tracks} - {None})
+        scenarios = ['all'] + self.scenarios
         self.points = {s: [] for s in scenarios}
         members = {
             s: [i for i, t in enumerate(tracks)
