@@ -16,7 +16,7 @@ def _tool():
 def test_stability_table_rows_per_scenario_and_source():
     tool = _tool()
     metrics = {
-        'NMF': 50., 'Raw/NMF': 100.,
+        'NMF': 50., 'Raw/NMF': 100., 'MediaPipe/NMF': 25.,
         'moving_jittered/NMF': 30., 'moving_jittered/Raw/NMF': 120.,
         'moving_jittered/Raw/MediaPipe/NMF': 60.,
         'S1/MAV': 2., 'S1/Raw/MAV': 4.,
@@ -26,7 +26,9 @@ def test_stability_table_rows_per_scenario_and_source():
     rows = {line.split()[0]: line for line in lines[1:]}
     assert set(rows) == {'Raw', 'Refined', 'moving_jittered/Raw',
                          'moving_jittered/Raw/MediaPipe',
-                         'moving_jittered/Refined', 'S1/Raw', 'S1/Refined'}
+                         'moving_jittered/Refined', 'S1/Raw', 'S1/Refined',
+                         'Refined/MediaPipe'}
+    assert '25 (-75%)' in rows['Refined/MediaPipe']  # a filter on refined
     # changes against raw of the same scenario: 30 / 120 − 1 = −75 %
     assert '30 (-75%)' in rows['moving_jittered/Refined']
     assert '60 (-50%)' in rows['moving_jittered/Raw/MediaPipe']

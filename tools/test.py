@@ -48,11 +48,13 @@ def parse_own_args(argv):
     return parser.parse_known_args(argv)
 
 
-def stability_table(metrics: dict, scenarios=()) -> str:
+def stability_table(metrics: dict, scenarios=(), sources=('Raw', )) -> str:
     """Rows ``[scenario/]source``, columns NME / NMF / MCV / MAV / MAV_err,
     and the change of every source against ``Raw`` of the same scenario.
     A key's first part is a scenario if it is in ``scenarios`` or looks like
-    300VW's ``S1``; ``pareto/`` keys are left to the Pareto report."""
+    300VW's ``S1``; then a source of ``sources`` (the metrics'
+    ``extra_pred_keys``), else a filter of the main (refined) prediction:
+    ``Refined/MediaPipe``. ``pareto/`` keys are left to the Pareto report."""
     rows = {}
     for key, value in metrics.items():
         *prefix, name = key.split('/')
@@ -61,6 +63,8 @@ def stability_table(metrics: dict, scenarios=()) -> str:
         scenario = prefix.pop(0) if prefix and (
             prefix[0] in scenarios
             or re.fullmatch(r'S\d+', prefix[0])) else ''
+        if prefix and prefix[0] not in sources:
+            prefix.insert(0, 'Refined')  # a filter on the main prediction
         source = '/'.join(prefix) or 'Refined'
         rows.setdefault((scenario, source), {})[name] = value
     if not rows:
@@ -123,7 +127,9 @@ def main(argv=None):
         return metrics
     scenarios = {s for m in runner.test_evaluator.metrics
                  for s in getattr(m, 'scenarios', ())}
-    table = stability_table(metrics, scenarios)
+    sources = {s for m in runner.test_evaluator.metrics
+               for s in getattr(m, 'extra_pred_keys', {})}
+    table = stability_table(metrics, scenarios, sources)
     if table:
         print('\n' + table)
     for metric in runner.test_evaluator.metrics:
