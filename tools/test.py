@@ -1,4 +1,8 @@
-"""Test a model: ``python tools/test.py CONFIG CHECKPOINT [MMPose's flags] [--plots DIR]``.
+"""Test a model on whole videos, with stability and Pareto reports.
+
+    python tools/test.py CONFIG CHECKPOINT [MMPose's flags] [--plots DIR]
+        [--pareto DIR]
+
 
 MMPose's own flags (``--work-dir``, ``--out`` metrics JSON, ``--dump``,
 ``--cfg-options``, ``--launcher``…) are parsed by MMPose's ``tools/test.py``.
