@@ -3,7 +3,6 @@
     python tools/test.py CONFIG CHECKPOINT [MMPose's flags] [--plots DIR]
         [--pareto DIR]
 
-
 MMPose's own flags (``--work-dir``, ``--out`` metrics JSON, ``--dump``,
 ``--cfg-options``, ``--launcher``…) are parsed by MMPose's ``tools/test.py``.
 Video test sets are evaluated as whole videos in frame order (the config's
