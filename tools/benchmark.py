@@ -6,8 +6,9 @@ A and B interleaved so that load from other processes hits both sides:
 
 - P2: per-frame streaming latency, batch 1, ``model.predict`` of
   (frozen model + ConvLSTM step + PDC decode) / (MMPose model + MSRAHeatmap
-  decode). Flip test off on both sides (``--flip`` turns it on).
-  Target <= 1.05.
+  decode). The step includes carrying the state into the frame's crop
+  (raw-keypoint decode, similarity fit, warp). Flip test off on both sides
+  (``--flip`` turns it on). Target <= 1.05.
 - P1: training step (loss, backward, Adam step) of the fine-tuning model
   (frozen image model, loss on the refiner) / the full MMPose model (all
   trainable, KeypointMSELoss), same batch of ``--clips`` x ``--frames``.
@@ -251,7 +252,9 @@ def main():
     print(f'mmstable benchmark: {args.config or MMPOSE_CONFIG}\n  CPU, '
           f'torch {torch.__version__}, {threads} threads; refiner: '
           f'{type(head.cell).__name__}({head.cell.extra_repr()}), '
-          f'share_across_keypoints={head.share_across_keypoints}, decoder '
+          f'share_across_keypoints={head.share_across_keypoints}, '
+          f'state_stride={head.state_stride}, warp_state={head.warp_state} '
+          f'({head.motion_compensation}), decoder '
           f'{type(head.decoder).__name__}')
 
     if 'P2' not in args.skip:
