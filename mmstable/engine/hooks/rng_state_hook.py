@@ -45,8 +45,11 @@ class RNGStateHook(Hook):
     and restores :attr:`loaded_state` when it resumes in the middle of an
     epoch, so what the main process draws after the resume (a data pipeline
     with ``num_workers=0``, dropout, ...) is what it drew in the run that
-    wrote the checkpoint. Under DDP every rank saves its own state; the file
-    is written by rank 0, so only rank 0's state is restored exactly.
+    wrote the checkpoint. Under DDP only rank 0 writes checkpoints (MMEngine's
+    ``save_checkpoint`` runs on rank 0 alone, so the ranks cannot exchange
+    their states there): rank 0's state is saved and restored on rank 0;
+    the other ranks continue from their epoch seed and the re-drawn batches
+    (exact unless their model draws random numbers, e.g. dropout).
     """
     priority = 'VERY_LOW'
 
@@ -57,4 +60,5 @@ class RNGStateHook(Hook):
         checkpoint['rng_state'] = get_rng_state()
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        self.loaded_state = checkpoint.get('rng_state')
+        self.loaded_state = checkpoint.get('rng_state') \
+            if runner.rank == 0 else None
