@@ -265,3 +265,20 @@ def test_epoch_based_configs_train_in_the_resumable_loop():
     cfg = Config(dict(train_cfg=dict(by_epoch=False, max_iters=10)))
     use_resumable_loop(cfg)
     assert cfg.train_cfg == dict(by_epoch=False, max_iters=10)
+
+
+def test_unseeded_resume_takes_the_runs_seed(tmp_path):
+    from mmstable.engine.runner import resume_with_the_runs_seed
+    ckpt = tmp_path / 'iter_6.pth'
+    torch.save(dict(state_dict={}, meta=dict(seed=123, iter=6)), ckpt)
+    cfg = Config(dict(resume=True, load_from=str(ckpt),
+                      randomness=dict(seed=None, deterministic=True)))
+    resume_with_the_runs_seed(cfg)
+    assert cfg.randomness == dict(seed=123, deterministic=True)
+    cfg = Config(dict(resume=True, load_from=str(ckpt),
+                      randomness=dict(seed=5)))
+    resume_with_the_runs_seed(cfg)  # an explicit seed stays
+    assert cfg.randomness.seed == 5
+    cfg = Config(dict(resume=False, load_from=str(ckpt)))
+    resume_with_the_runs_seed(cfg)  # not a resume: nothing read
+    assert cfg.get('randomness') is None

@@ -12,6 +12,7 @@ mmstable's additions (logic in :mod:`mmstable.engine.runner`):
   ``--resume`` continues exactly, also from a checkpoint written mid-epoch;
 - ``--resume`` (no path) resumes from the work dir's last checkpoint even
   when ``load_from`` is set, and starts from ``load_from`` when there is none;
+  a config without ``randomness.seed`` resumes with the seed of the run;
 - a checkpoint that does not fit the model is an error (config key
   ``allow_partial_load=True`` loads it anyway);
 - ``--launcher pytorch`` without a GPU trains with DDP on CPU (gloo);
@@ -28,7 +29,9 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmstable  # noqa: E402,F401
 from mmstable.engine.runner import (cpu_distributed,  # noqa: E402
-                                    resolve_auto_resume, use_resumable_loop)
+                                    resolve_auto_resume,
+                                    resume_with_the_runs_seed,
+                                    use_resumable_loop)
 from mmstable.utils import (CheckpointError,  # noqa: E402
                             CheckpointMismatchError, allow_partial_load,
                             install_checkpoint_fit_check)
@@ -47,6 +50,7 @@ def main(argv=None):
                    and not torch.cuda.is_available() else
                    contextlib.nullcontext())
     try:
+        resume_with_the_runs_seed(cfg)
         with distributed, allow_partial_load(
                 cfg.get('allow_partial_load', False)):
             runner = Runner.from_cfg(cfg)

@@ -40,6 +40,22 @@ def resolve_auto_resume(cfg, resume_arg) -> None:
         cfg.resume = False  # nothing of this run yet: start from load_from
 
 
+def resume_with_the_runs_seed(cfg) -> None:
+    """A resumed run without ``randomness.seed`` takes the seed of the run it
+    continues (``meta['seed']`` of the checkpoint): MMEngine picks a random
+    seed otherwise and builds the data sampler with it before
+    ``Runner.resume`` reads the old one, so the sample order would change."""
+    randomness = dict(cfg.get('randomness') or {})
+    if not cfg.get('resume') or not cfg.get('load_from') or \
+            randomness.get('seed') is not None:
+        return
+    from mmstable.utils import safe_load
+    seed = (safe_load(cfg.load_from, map_location='cpu').get('meta')
+            or {}).get('seed')
+    if seed is not None:
+        cfg.randomness = dict(randomness, seed=seed)
+
+
 @contextlib.contextmanager
 def cpu_distributed(cfg):
     """MMEngine's DDP on CPU (gloo). Edits ``cfg`` (gloo backend,
