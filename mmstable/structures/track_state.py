@@ -26,7 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-MOTION_MODES = ('similarity', 'translation', 'none')
+MOTION_MODES = ('similarity', 'translation', 'none', 'predicted')
+_FIELDS = ('h', 'c', 'affine', 'keypoints', 'scores', 'refined',
+           'refined_scores', 'refined_count')
 
 
 def fit_similarity(src: Tensor,
@@ -155,6 +157,10 @@ def motion_matrix(prev_affine: Tensor,
         mode (str): ``S_t``: ``'similarity'``, ``'translation'`` or
             ``'none'`` (identity: only the crops' difference is undone).
     """
+    if mode == 'predicted':
+        raise ValueError("motion_matrix: mode 'predicted' needs the refined "
+                         'history; use predicted_motion (TrackState.'
+                         'carried_to does)')
     if mode == 'none':
         motion = torch.eye(3, dtype=affine.dtype, device=affine.device)
     else:
@@ -165,6 +171,38 @@ def motion_matrix(prev_affine: Tensor,
             *args, max_scale_change=2.) if mode == 'similarity' else \
             fit_translation(*args)
     return affine @ motion @ torch.linalg.inv(prev_affine)
+
+
+def predicted_motion(refined: Tensor,
+                     refined_scores: Tensor,
+                     refined_count: Tensor,
+                     damping: float = 0.) -> Tensor:
+    """Constant-velocity prediction of the face motion from frame t-1 to t,
+    from the *refined* (output) keypoints of frames t-2 and t-1: the
+    similarity fitted from refined_{t-2} to refined_{t-1} (Umeyama, weights =
+    score products, scale change clamped to [1/2, 2]), shrunk towards the
+    identity by ``damping`` (0: full prediction, 1: identity). Tracks with
+    fewer than 2 refined frames get the identity.
+
+    Args:
+        refined (Tensor): (N, 2, K, 2) refined keypoints of frames t-2, t-1
+            in image space.
+        refined_scores (Tensor): (N, 2, K) their scores.
+        refined_count (Tensor): (N,) how many of the two are real (0..2).
+        damping (float): in [0, 1].
+
+    Returns:
+        Tensor: (N, 3, 3) image-space motion ``S_t``.
+    """
+    weights = refined_scores[:, 0].clamp(min=0) * refined_scores[:, 1].clamp(
+        min=0)
+    motion = fit_similarity(refined[:, 0], refined[:, 1], weights,
+                            max_scale_change=2.)
+    eye = torch.eye(3, dtype=motion.dtype, device=motion.device)
+    if damping:
+        motion = (1. - damping) * motion + damping * eye
+    known = (refined_count >= 2)[:, None, None]
+    return torch.where(known, motion, eye)
 
 
 @dataclass
@@ -179,6 +217,11 @@ class TrackState:
         keypoints (Tensor): (N, K, 2) the frozen model's raw keypoints of
             that frame, image space.
         scores (Tensor): (N, K) their scores.
+        refined (Tensor, optional): (N, 2, K, 2) the refiner's output
+            keypoints (image space) of the two frames before the next one
+            (``motion_compensation='predicted'``; zeros otherwise).
+        refined_scores (Tensor, optional): (N, 2, K) their scores.
+        refined_count (Tensor, optional): (N,) how many of the two exist.
         video_id: the track (stored tracks only).
         frame_id (int, optional): that frame's ``frame_id`` (stored tracks).
     """
@@ -187,8 +230,33 @@ class TrackState:
     affine: Tensor
     keypoints: Tensor
     scores: Tensor
+    refined: Optional[Tensor] = None
+    refined_scores: Optional[Tensor] = None
+    refined_count: Optional[Tensor] = None
     video_id: object = None
     frame_id: Optional[int] = None
+
+    def __post_init__(self):
+        n, k = self.keypoints.shape[:2]
+        if self.refined is None:
+            self.refined = self.keypoints.new_zeros(n, 2, k, 2)
+        if self.refined_scores is None:
+            self.refined_scores = self.keypoints.new_zeros(n, 2, k)
+        if self.refined_count is None:
+            self.refined_count = torch.zeros(
+                n, dtype=torch.long, device=self.keypoints.device)
+
+    def with_refined(self, keypoints: Tensor, scores: Tensor) -> 'TrackState':
+        """The state after its frame's output: refined keypoints (N, K, 2)
+        in image space and scores (N, K) become the newest of the two."""
+        return replace(
+            self,
+            refined=torch.stack([self.refined[:, 1], keypoints.to(
+                self.refined)], 1),
+            refined_scores=torch.stack(
+                [self.refined_scores[:, 1],
+                 scores.to(self.refined_scores)], 1),
+            refined_count=(self.refined_count + 1).clamp(max=2))
 
     @classmethod
     def zeros(cls, num: int, channels: int, size: Sequence[int],
@@ -206,13 +274,12 @@ class TrackState:
     @classmethod
     def cat(cls, states: Sequence['TrackState']) -> 'TrackState':
         return cls(*(torch.cat([getattr(s, f) for s in states])
-                     for f in ('h', 'c', 'affine', 'keypoints', 'scores')))
+                     for f in _FIELDS))
 
     def rows(self, index: int) -> 'TrackState':
         """Track ``index`` (gradients kept)."""
         return TrackState(*(getattr(self, f)[index:index + 1]
-                            for f in ('h', 'c', 'affine', 'keypoints',
-                                      'scores')))
+                            for f in _FIELDS))
 
     def select(self, index: int, video_id=None,
                frame_id: Optional[int] = None) -> 'TrackState':
@@ -220,7 +287,9 @@ class TrackState:
         sl = slice(index, index + 1)
         return TrackState(self.h[sl].detach(), self.c[sl].detach(),
                           self.affine[sl], self.keypoints[sl],
-                          self.scores[sl], video_id, frame_id)
+                          self.scores[sl], self.refined[sl],
+                          self.refined_scores[sl], self.refined_count[sl],
+                          video_id, frame_id)
 
     def fits(self, other: 'TrackState') -> bool:
         """Same state and keypoint shapes (per track) as ``other``."""
@@ -232,11 +301,19 @@ class TrackState:
                    keypoints: Tensor,
                    scores: Tensor,
                    motion: str = 'similarity',
-                   stride: int = 1) -> 'TrackState':
+                   stride: int = 1,
+                   damping: float = 0.) -> 'TrackState':
         """The state warped into a new frame (see the module docstring),
-        which it then lives in. Args as :func:`motion_matrix`."""
-        matrix = motion_matrix(self.affine, self.keypoints, self.scores,
-                               affine, keypoints, scores, motion)
+        which it then lives in. Args as :func:`motion_matrix`; ``motion=
+        'predicted'`` uses :func:`predicted_motion` of the refined history
+        (``damping`` as there) instead of the raw keypoints."""
+        if motion == 'predicted':
+            face = predicted_motion(self.refined, self.refined_scores,
+                                    self.refined_count, damping)
+            matrix = affine @ face.to(affine) @ torch.linalg.inv(self.affine)
+        else:
+            matrix = motion_matrix(self.affine, self.keypoints, self.scores,
+                                   affine, keypoints, scores, motion)
         hc = warp_maps(torch.cat([self.h, self.c], 1), matrix, stride)
         h, c = hc.split(self.h.shape[1], 1)
         return replace(self, h=h, c=c, affine=affine, keypoints=keypoints,

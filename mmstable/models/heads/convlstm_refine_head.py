@@ -1,4 +1,5 @@
 import inspect
+from dataclasses import replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -99,7 +100,14 @@ class ConvLSTMRefineHead(BaseHead):
             coordinates (the paper; for ablations).
         motion_compensation (str): the face motion ``S_t`` in ``W_t``:
             ``'similarity'`` (default), ``'translation'`` or ``'none'``
-            (only the crops' difference is undone).
+            (only the crops' difference is undone), or ``'predicted'``: a
+            constant-velocity prediction from the refiner's own (detached,
+            decoded) output keypoints of the two previous frames, the
+            similarity from refined_{t-2} to refined_{t-1} (identity before
+            two frames exist), so the raw keypoints' common-mode jitter does
+            not enter the warp; the heatmap then corrects it.
+        motion_damping (float): ``'predicted'`` only: shrink the predicted
+            motion towards the identity (0 = full prediction, 1 = identity).
         recurrent_kernel_size (int, optional): per-landmark cell only: the
             kernel from ``h_{t-1}`` to the gates; 1 (default) keeps the
             recurrence per pixel, so the memory cannot diffuse over long
@@ -145,6 +153,7 @@ class ConvLSTMRefineHead(BaseHead):
                  state_stride: int = 2,
                  warp_state: bool = True,
                  motion_compensation: str = 'similarity',
+                 motion_damping: float = 0.,
                  recurrent_kernel_size: Optional[int] = 1,
                  loss: ConfigType = dict(type='JitterLoss'),
                  decoder: OptConfigType = None,
@@ -160,6 +169,9 @@ class ConvLSTMRefineHead(BaseHead):
                 f'ConvLSTMRefineHead: motion_compensation must be one of '
                 f'{MOTION_MODES}, got {motion_compensation!r} (model.head.'
                 'motion_compensation in the config)')
+        if not 0. <= motion_damping <= 1.:
+            raise ValueError('ConvLSTMRefineHead: motion_damping must be in '
+                             f'[0, 1], got {motion_damping!r}')
         if not isinstance(state_stride, int) or state_stride < 1:
             raise ValueError('ConvLSTMRefineHead: state_stride must be an '
                              f'integer >= 1, got {state_stride!r}')
@@ -167,6 +179,7 @@ class ConvLSTMRefineHead(BaseHead):
         self.state_stride = state_stride
         self.warp_state = warp_state
         self.motion_compensation = motion_compensation
+        self.motion_damping = float(motion_damping)
         self.base_head = MODELS.build(base_head)
         num_keypoints = getattr(self.base_head, 'out_channels', None)
         if not isinstance(num_keypoints, int):
@@ -283,6 +296,7 @@ class ConvLSTMRefineHead(BaseHead):
                     torch.linalg.inv(affines.flatten(0, 1)),
                     kpts).unflatten(0, (b, t))
                 scores = scores.unflatten(0, (b, t))
+        predicted = self.motion_compensation == 'predicted'
         carry = state is not None
         if state is None:
             state = TrackState.zeros(b, self.state_channels, size, k,
@@ -294,30 +308,48 @@ class ConvLSTMRefineHead(BaseHead):
                     state = state.carried_to(affines[:, i], kpts[:, i],
                                              scores[:, i],
                                              self.motion_compensation,
-                                             stride)
+                                             stride, self.motion_damping)
                 else:
-                    state = TrackState(state.h, state.c, affines[:, i],
-                                       kpts[:, i], scores[:, i])
+                    state = replace(state, affine=affines[:, i],
+                                    keypoints=kpts[:, i], scores=scores[:, i])
             h, c = self.cell(x[:, i], (state.h, state.c))
-            state = TrackState(h, c, state.affine, state.keypoints,
-                               state.scores)
+            state = replace(state, h=h, c=c)
+            if self.warp_state and predicted:
+                # the refiner's own output of this frame (detached), in
+                # image space: the next frame's motion prediction
+                with torch.no_grad():
+                    out = heatmaps[:, i] + self._delta(
+                        h.detach()[:, None], x[:, i:i + 1].detach(),
+                        heatmaps[:, i:i + 1])[:, 0]
+                    ref, ref_scores = _argmax_keypoints(out)
+                    ref = apply_affine(torch.linalg.inv(affines[:, i]), ref)
+                state = state.with_refined(ref, ref_scores)
             hidden.append(h)
             states.append(state)
-        h = torch.stack(hidden, 1).flatten(0, 1)
+        delta = self._delta(torch.stack(hidden, 1), x, heatmaps)
+        if lengths is not None and any(n != t for n in lengths):
+            state = TrackState.cat(
+                [states[n - 1].rows(r) for r, n in enumerate(lengths)])
+        return heatmaps + delta, state
+
+    def _delta(self, hidden: Tensor, x: Tensor, heatmaps: Tensor) -> Tensor:
+        """``s - o`` of (B, T) frames from the cell's outputs ``hidden``
+        (B, T, C, h, w), the pooled inputs ``x`` (B, T, ·, h, w) and the base
+        heatmaps (B, T, K, H, W)."""
+        b, t, k, height, width = heatmaps.shape
+        size = hidden.shape[-2:]
+        h = hidden.flatten(0, 1)
         if self.share_across_keypoints:
             h = torch.cat([
                 h.view(b * t, k, -1, *size),
                 x.reshape(b * t, k, 1, *size)
             ], 2).view(b * t, -1, *size)
         delta = self.out_proj(h)
-        delta = _upsample_bilinear(delta, stride)
+        delta = _upsample_bilinear(delta, self.state_stride)
         delta = delta.view(b, t, k, height, width)
         if self.share_across_keypoints:
             delta = delta + self.input_gain * heatmaps
-        if lengths is not None and any(n != t for n in lengths):
-            state = TrackState.cat(
-                [states[n - 1].rows(r) for r, n in enumerate(lengths)])
-        return heatmaps + delta, state
+        return delta
 
     def _base_forward(self, feats: Features) -> Tensor:
         if any(p.requires_grad for p in self.base_head.parameters()):
