@@ -87,7 +87,8 @@ def plot_pareto(points: Dict[str, Sequence[dict]],
         if standing is not None:
             gain = standing['gain']
             head += ('\nrefined dominated' if standing['dominated_by'] else
-                     f'\nrefined {100 * gain:+.0f}% NMF vs causal front'
+                     f'\nrefined NMF {100 * abs(gain):.0f}% '
+                     f'{"below" if gain >= 0 else "above"} causal front'
                      if np.isfinite(gain) else '\nrefined: beyond the front')
         ax.set_title(head, fontsize=9)
         ax.grid(True, which='both', alpha=0.3)
