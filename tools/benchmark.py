@@ -242,7 +242,8 @@ def main():
     init_default_scope('mmpose')
     threads = args.threads or os.cpu_count()
     torch.set_num_threads(threads)
-    refiner_opts = eval(args.refiner, {'dict': dict})
+    from mmstable.utils import parse_dict_option
+    refiner_opts = parse_dict_option(args.refiner, '--refiner')
     if args.config:
         plain, stable, codec = build_models_from_config(
             args.config, refiner_opts)

@@ -41,7 +41,6 @@ Usage::
         --config CONFIG --checkpoint CKPT --out-dir OUT [--side-by-side]
 """
 import argparse
-import ast
 import json
 import os
 import os.path as osp
@@ -203,15 +202,10 @@ def parse_filter(text: Optional[str]):
     ``{...}``; literals only (never evaluated as code)."""
     if text is None or not text.lstrip().startswith(('dict(', '{')):
         return text
+    from mmstable.utils import parse_dict_option
     try:
-        node = ast.parse(text.strip(), mode='eval').body
-        if isinstance(node, ast.Call) and getattr(node.func, 'id',
-                                                  None) == 'dict':
-            if node.args:
-                raise ValueError('positional arguments')
-            return {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords}
-        return dict(ast.literal_eval(node))
-    except (SyntaxError, ValueError, TypeError) as e:
+        return parse_dict_option(text, '--filter')
+    except ValueError as e:
         raise ValueError(f'--filter {text!r}: expected a preset name or '
                          f"dict(type='OneEuroFilter', ...) ({e})") from e
 
