@@ -111,3 +111,13 @@ def test_gate_gets_gradients_and_default_has_no_memory():
     assert not hasattr(default, 'gate_proj')
     _, state = default.refine(o)
     assert state.memory.shape[1] == 0
+
+
+def test_disagreement_init_lowers_the_gate_where_maps_disagree():
+    head = make_head(gate_disagreement_init=-10., motion_compensation='none')
+    o = torch.zeros(1, 2, K, HM, HM)
+    o[0, 1, :, 8:, :] = 1.  # frame 1 disagrees with frame 0 on its lower half
+    s, _ = head.refine(o)
+    torch.testing.assert_close(s[0, 1, :, :4], torch.zeros(K, 4, HM))
+    # pooled |r - m| = 1 there: g = sigmoid(-10), s ~ o
+    assert (s[0, 1, :, 12:] > 0.99).all()

@@ -108,6 +108,20 @@ class ConvLSTMRefineHead(BaseHead):
             not enter the warp; the heatmap then corrects it.
         motion_damping (float): ``'predicted'`` only: shrink the predicted
             motion towards the identity (0 = full prediction, 1 = identity).
+        memory (str, optional): ``'gated'``: keep the previous output maps
+            ``s_{t-1}`` (full resolution) in the track state, warp them with
+            ``W_t`` and output ``s_t = g ⊙ W(s_{t-1}) + (1 - g) ⊙ r_t``,
+            ``r_t`` the plain refiner output above, ``g`` a per-landmark,
+            per-pixel gate from pooled ``(h_t, r_t, W(s_{t-1}),
+            |r_t - W(s_{t-1})|)`` (tied 1×1 layer at the cell's resolution,
+            upsampled); ``g = 0`` on a track's first frame. ``None``
+            (default): no output memory.
+        gate_init (float): ``memory='gated'``: the gate at init (its bias is
+            ``logit(gate_init)``; 0.5 = an EMA of the output).
+        gate_disagreement_init (float): ``memory='gated'``: initial weight of
+            ``|r_t - W(s_{t-1})|`` in the gate's logit (< 0: the gate drops
+            where the current map disagrees with the memory; 0 = a constant
+            gate at init).
         recurrent_kernel_size (int, optional): per-landmark cell only: the
             kernel from ``h_{t-1}`` to the gates; 1 (default) keeps the
             recurrence per pixel, so the memory cannot diffuse over long
@@ -157,6 +171,7 @@ class ConvLSTMRefineHead(BaseHead):
                  recurrent_kernel_size: Optional[int] = 1,
                  memory: Optional[str] = None,
                  gate_init: float = 0.5,
+                 gate_disagreement_init: float = 0.,
                  loss: ConfigType = dict(type='JitterLoss'),
                  decoder: OptConfigType = None,
                  max_frame_gap: int = 1,
@@ -226,6 +241,8 @@ class ConvLSTMRefineHead(BaseHead):
                 with torch.no_grad():
                     self.gate_proj.bias.fill_(
                         float(np.log(gate_init / (1. - gate_init))))
+                    # < 0: the gate drops where memory and current disagree
+                    self.gate_proj.weight[0, -1] = gate_disagreement_init
         else:
             if bottleneck_channels:
                 self.in_proj = nn.Conv2d(num_keypoints, bottleneck_channels, 1)
