@@ -28,7 +28,7 @@ from torch import Tensor
 
 MOTION_MODES = ('similarity', 'translation', 'none', 'predicted')
 _FIELDS = ('h', 'c', 'affine', 'keypoints', 'scores', 'refined',
-           'refined_scores', 'refined_count')
+           'refined_scores', 'refined_count', 'memory', 'memory_count')
 
 
 def fit_similarity(src: Tensor,
@@ -222,6 +222,12 @@ class TrackState:
             (``motion_compensation='predicted'``; zeros otherwise).
         refined_scores (Tensor, optional): (N, 2, K) their scores.
         refined_count (Tensor, optional): (N,) how many of the two exist.
+        memory (Tensor, optional): (N, K, H, W) the refiner's previous
+            output heatmaps at full resolution, in the frame below
+            (``memory='gated'``; (N, 0, 1, 1) otherwise). Warped with
+            ``h, c`` by :meth:`carried_to`.
+        memory_count (Tensor, optional): (N,) 1 once ``memory`` holds a real
+            frame, else 0 (frame 0 of a track: no memory).
         video_id: the track (stored tracks only).
         frame_id (int, optional): that frame's ``frame_id`` (stored tracks).
     """
@@ -233,6 +239,8 @@ class TrackState:
     refined: Optional[Tensor] = None
     refined_scores: Optional[Tensor] = None
     refined_count: Optional[Tensor] = None
+    memory: Optional[Tensor] = None
+    memory_count: Optional[Tensor] = None
     video_id: object = None
     frame_id: Optional[int] = None
 
@@ -245,6 +253,17 @@ class TrackState:
         if self.refined_count is None:
             self.refined_count = torch.zeros(
                 n, dtype=torch.long, device=self.keypoints.device)
+        if self.memory is None:
+            self.memory = self.keypoints.new_zeros(n, 0, 1, 1)
+        if self.memory_count is None:
+            self.memory_count = torch.zeros(
+                n, dtype=torch.long, device=self.keypoints.device)
+
+    def with_memory(self, heatmaps: Tensor) -> 'TrackState':
+        """The state after its frame's output heatmaps (N, K, H, W) (full
+        resolution, this frame's pixels) became the memory."""
+        return replace(self, memory=heatmaps,
+                       memory_count=torch.ones_like(self.memory_count))
 
     def with_refined(self, keypoints: Tensor, scores: Tensor) -> 'TrackState':
         """The state after its frame's output: refined keypoints (N, K, 2)
@@ -260,16 +279,20 @@ class TrackState:
 
     @classmethod
     def zeros(cls, num: int, channels: int, size: Sequence[int],
-              num_keypoints: int, like: Tensor) -> 'TrackState':
+              num_keypoints: int, like: Tensor,
+              memory_shape: Optional[Sequence[int]] = None) -> 'TrackState':
         """The initial state of ``num`` tracks (h = c = 0, so any warp of it
-        is the initial state again; identity affine, keypoints at 0)."""
+        is the initial state again; identity affine, keypoints at 0; an
+        empty output memory of ``memory_shape`` (K, H, W), or none)."""
         zero = like.new_zeros(num, channels, *size)
+        memory = None if memory_shape is None else like.new_zeros(
+            num, *memory_shape)
         return cls(
             h=zero, c=zero,
             affine=torch.eye(3, dtype=like.dtype,
                              device=like.device).repeat(num, 1, 1),
             keypoints=like.new_zeros(num, num_keypoints, 2),
-            scores=like.new_zeros(num, num_keypoints))
+            scores=like.new_zeros(num, num_keypoints), memory=memory)
 
     @classmethod
     def cat(cls, states: Sequence['TrackState']) -> 'TrackState':
@@ -289,12 +312,14 @@ class TrackState:
                           self.affine[sl], self.keypoints[sl],
                           self.scores[sl], self.refined[sl],
                           self.refined_scores[sl], self.refined_count[sl],
+                          self.memory[sl].detach(), self.memory_count[sl],
                           video_id, frame_id)
 
     def fits(self, other: 'TrackState') -> bool:
         """Same state and keypoint shapes (per track) as ``other``."""
         return (self.h.shape[1:] == other.h.shape[1:]
-                and self.keypoints.shape[1:] == other.keypoints.shape[1:])
+                and self.keypoints.shape[1:] == other.keypoints.shape[1:]
+                and self.memory.shape[1:] == other.memory.shape[1:])
 
     def carried_to(self,
                    affine: Tensor,
@@ -316,5 +341,9 @@ class TrackState:
                                    affine, keypoints, scores, motion)
         hc = warp_maps(torch.cat([self.h, self.c], 1), matrix, stride)
         h, c = hc.split(self.h.shape[1], 1)
+        memory = self.memory
+        if memory.shape[1]:
+            # full-resolution output memory: same W_t, stride 1
+            memory = warp_maps(memory, matrix, 1)
         return replace(self, h=h, c=c, affine=affine, keypoints=keypoints,
-                       scores=scores)
+                       scores=scores, memory=memory)

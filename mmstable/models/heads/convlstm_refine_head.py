@@ -108,6 +108,20 @@ class ConvLSTMRefineHead(BaseHead):
             not enter the warp; the heatmap then corrects it.
         motion_damping (float): ``'predicted'`` only: shrink the predicted
             motion towards the identity (0 = full prediction, 1 = identity).
+        memory (str, optional): ``'gated'``: keep the previous output maps
+            ``s_{t-1}`` (full resolution) in the track state, warp them with
+            ``W_t`` and output ``s_t = g ⊙ W(s_{t-1}) + (1 - g) ⊙ r_t``,
+            ``r_t`` the plain refiner output above, ``g`` a per-landmark,
+            per-pixel gate from pooled ``(h_t, r_t, W(s_{t-1}),
+            |r_t - W(s_{t-1})|)`` (tied 1×1 layer at the cell's resolution,
+            upsampled); ``g = 0`` on a track's first frame. ``None``
+            (default): no output memory.
+        gate_init (float): ``memory='gated'``: the gate at init (its bias is
+            ``logit(gate_init)``; 0.5 = an EMA of the output).
+        gate_disagreement_init (float): ``memory='gated'``: initial weight of
+            ``|r_t - W(s_{t-1})|`` in the gate's logit (< 0: the gate drops
+            where the current map disagrees with the memory; 0 = a constant
+            gate at init).
         recurrent_kernel_size (int, optional): per-landmark cell only: the
             kernel from ``h_{t-1}`` to the gates; 1 (default) keeps the
             recurrence per pixel, so the memory cannot diffuse over long
@@ -155,6 +169,9 @@ class ConvLSTMRefineHead(BaseHead):
                  motion_compensation: str = 'similarity',
                  motion_damping: float = 0.,
                  recurrent_kernel_size: Optional[int] = 1,
+                 memory: Optional[str] = None,
+                 gate_init: float = 0.5,
+                 gate_disagreement_init: float = 0.,
                  loss: ConfigType = dict(type='JitterLoss'),
                  decoder: OptConfigType = None,
                  max_frame_gap: int = 1,
@@ -175,6 +192,16 @@ class ConvLSTMRefineHead(BaseHead):
         if not isinstance(state_stride, int) or state_stride < 1:
             raise ValueError('ConvLSTMRefineHead: state_stride must be an '
                              f'integer >= 1, got {state_stride!r}')
+        if memory not in (None, 'gated'):
+            raise ValueError('ConvLSTMRefineHead: memory must be None or '
+                             f"'gated', got {memory!r}")
+        if memory is not None and not share_across_keypoints:
+            raise ValueError("ConvLSTMRefineHead: memory='gated' needs "
+                             'share_across_keypoints=True')
+        if not 0. < gate_init < 1.:
+            raise ValueError('ConvLSTMRefineHead: gate_init must be in '
+                             f'(0, 1), got {gate_init!r}')
+        self.memory = memory
         self.max_frame_gap = max_frame_gap
         self.state_stride = state_stride
         self.warp_state = warp_state
@@ -206,6 +233,16 @@ class ConvLSTMRefineHead(BaseHead):
             # keep weight 1 and the memory could only nudge it
             self.input_gain = nn.Parameter(torch.zeros(1))
             self.state_channels = num_keypoints * hidden_channels
+            if memory == 'gated':
+                # g_t from pooled (h_t, r_t, W(s_{t-1}), |r_t - W(s_{t-1})|)
+                # of each landmark; zero weights, bias = logit(gate_init)
+                self.gate_proj = TiedGroupConv1x1(num_keypoints,
+                                                  hidden_channels + 3, 1)
+                with torch.no_grad():
+                    self.gate_proj.bias.fill_(
+                        float(np.log(gate_init / (1. - gate_init))))
+                    # < 0: the gate drops where memory and current disagree
+                    self.gate_proj.weight[0, -1] = gate_disagreement_init
         else:
             if bottleneck_channels:
                 self.in_proj = nn.Conv2d(num_keypoints, bottleneck_channels, 1)
@@ -297,11 +334,13 @@ class ConvLSTMRefineHead(BaseHead):
                     kpts).unflatten(0, (b, t))
                 scores = scores.unflatten(0, (b, t))
         predicted = self.motion_compensation == 'predicted'
+        gated = self.memory == 'gated'
         carry = state is not None
         if state is None:
-            state = TrackState.zeros(b, self.state_channels, size, k,
-                                     heatmaps)
-        hidden, cells, states = [], [], []
+            state = TrackState.zeros(
+                b, self.state_channels, size, k, heatmaps,
+                memory_shape=(k, height, width) if gated else None)
+        hidden, cells, states, outputs = [], [], [], []
         for i in range(t):
             if self.warp_state:
                 if carry or i > 0:
@@ -314,7 +353,17 @@ class ConvLSTMRefineHead(BaseHead):
                                     keypoints=kpts[:, i], scores=scores[:, i])
             h, c = self.cell(x[:, i], (state.h, state.c))
             state = replace(state, h=h, c=c)
-            if self.warp_state and predicted:
+            if gated:
+                out = self._gated_step(h, x[:, i], heatmaps[:, i], state)
+                state = state.with_memory(out)
+                outputs.append(out)
+                if self.warp_state and predicted:
+                    with torch.no_grad():
+                        ref, ref_scores = _argmax_keypoints(out.detach())
+                        ref = apply_affine(torch.linalg.inv(affines[:, i]),
+                                           ref)
+                    state = state.with_refined(ref, ref_scores)
+            elif self.warp_state and predicted:
                 # the refiner's own output of this frame (detached), in
                 # image space: the next frame's motion prediction
                 with torch.no_grad():
@@ -326,11 +375,45 @@ class ConvLSTMRefineHead(BaseHead):
                 state = state.with_refined(ref, ref_scores)
             hidden.append(h)
             states.append(state)
-        delta = self._delta(torch.stack(hidden, 1), x, heatmaps)
         if lengths is not None and any(n != t for n in lengths):
             state = TrackState.cat(
                 [states[n - 1].rows(r) for r, n in enumerate(lengths)])
+        if gated:
+            return torch.stack(outputs, 1), state
+        delta = self._delta(torch.stack(hidden, 1), x, heatmaps)
         return heatmaps + delta, state
+
+    def _gated_step(self, h: Tensor, x: Tensor, heatmaps: Tensor,
+                    state: TrackState) -> Tensor:
+        """``memory='gated'``: s_t = g ⊙ W(s_{t-1}) + (1 - g) ⊙ r_t of one
+        frame, r_t = (1 + γ) o_t + up(Δ) the plain refiner output, W(s_{t-1})
+        = ``state.memory`` (already warped into this frame), g per landmark
+        and pixel from pooled (h_t, r_t, W(s_{t-1}), |r_t - W(s_{t-1})|),
+        upsampled; g = 0 on a track's first frame (s_0 = r_0).
+
+        Args:
+            h (Tensor): cell output (B, K·C, h, w).
+            x (Tensor): pooled base maps (B, K, h, w).
+            heatmaps (Tensor): base maps o_t (B, K, H, W).
+        """
+        b, k = heatmaps.shape[:2]
+        stride = self.state_stride
+        current = heatmaps + self._delta(h[:, None], x[:, None],
+                                         heatmaps[:, None])[:, 0]
+        memory = state.memory
+        size = h.shape[-2:]
+        feats = torch.cat([
+            h.view(b, k, -1, *size),
+            torch.stack([
+                _avg_pool(current, stride),
+                _avg_pool(memory, stride),
+                _avg_pool((current - memory).abs(), stride)
+            ], 2)
+        ], 2).view(b, -1, *size)
+        gate = torch.sigmoid(
+            _upsample_bilinear(self.gate_proj(feats), stride))
+        gate = gate * (state.memory_count > 0).to(gate)[:, None, None, None]
+        return gate * memory + (1. - gate) * current
 
     def _delta(self, hidden: Tensor, x: Tensor, heatmaps: Tensor) -> Tensor:
         """``s - o`` of (B, T) frames from the cell's outputs ``hidden``
@@ -494,7 +577,9 @@ class ConvLSTMRefineHead(BaseHead):
             zero = TrackState.zeros(
                 1, self.state_channels,
                 (heatmaps.shape[-2] // stride, heatmaps.shape[-1] // stride),
-                heatmaps.shape[1], heatmaps)
+                heatmaps.shape[1], heatmaps,
+                memory_shape=heatmaps.shape[1:]
+                if self.memory == 'gated' else None)
             state = TrackState.cat([
                 self._states[vid] if continues
                 and self._states[vid].fits(zero) else zero
