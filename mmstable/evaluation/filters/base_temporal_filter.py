@@ -45,3 +45,31 @@ class BaseTemporalFilter(metaclass=ABCMeta):
             raise ValueError('A filter expects a track of shape (T, K, 2), '
                              f'got {series.shape}')
         return series
+
+
+class BaseOnlineFilter(BaseTemporalFilter):
+    """A causal filter: :meth:`step` takes one frame's (K, 2) landmarks (and
+    its frame index) and returns their filtered value; :meth:`reset` starts a
+    new track. Filtering a whole track is stepping through it from a reset
+    state (and leaving the filter reset)."""
+    online = True
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget the track filtered so far."""
+
+    @abstractmethod
+    def step(self, x: np.ndarray, t: Optional[float] = None) -> np.ndarray:
+        """Filter one frame: (K, 2) pixels at frame index ``t`` (default:
+        the previous one + 1) → (K, 2)."""
+
+    def __call__(self,
+                 series: np.ndarray,
+                 frame_ids: Optional[np.ndarray] = None) -> np.ndarray:
+        series = self._check(series)
+        self.reset()
+        out = np.empty_like(series)
+        for i, x in enumerate(series):
+            out[i] = self.step(x, None if frame_ids is None else frame_ids[i])
+        self.reset()
+        return out

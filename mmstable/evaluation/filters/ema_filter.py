@@ -4,11 +4,11 @@ from typing import Optional
 import numpy as np
 from mmpose.registry import TASK_UTILS
 
-from .base_temporal_filter import BaseTemporalFilter
+from .base_temporal_filter import BaseOnlineFilter
 
 
 @TASK_UTILS.register_module()
-class EMAFilter(BaseTemporalFilter):
+class EMAFilter(BaseOnlineFilter):
     """Exponential moving average, online: causal, frame by frame.
 
     x̂_0 = x_0;  x̂_t = a x_t + (1 − a) x̂_{t−1} with a = 1 − (1 − alpha)^Δ,
@@ -23,7 +23,6 @@ class EMAFilter(BaseTemporalFilter):
             input through.
     """
     default_name = 'EMA'
-    online = True
 
     def __init__(self, alpha: float = 0.5):
         if not 0. < alpha <= 1.:
@@ -52,17 +51,6 @@ class EMAFilter(BaseTemporalFilter):
         self._x_hat = a * x + (1. - a) * self._x_hat
         self._t_prev = t
         return self._x_hat.copy()
-
-    def __call__(self,
-                 series: np.ndarray,
-                 frame_ids: Optional[np.ndarray] = None) -> np.ndarray:
-        series = self._check(series)
-        self.reset()
-        out = np.empty_like(series)
-        for i, x in enumerate(series):
-            out[i] = self.step(x, None if frame_ids is None else frame_ids[i])
-        self.reset()
-        return out
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(alpha={self.alpha})'

@@ -4,11 +4,11 @@ from typing import Optional
 import numpy as np
 from mmpose.registry import TASK_UTILS
 
-from .base_temporal_filter import BaseTemporalFilter
+from .base_temporal_filter import BaseOnlineFilter
 
 
 @TASK_UTILS.register_module()
-class KalmanFilter(BaseTemporalFilter):
+class KalmanFilter(BaseOnlineFilter):
     """Constant-velocity Kalman filter, online: causal, frame by frame.
 
     Every coordinate (x and y of every landmark) is an independent state
@@ -34,7 +34,6 @@ class KalmanFilter(BaseTemporalFilter):
             noise (px²).
     """
     default_name = 'Kalman'
-    online = True
 
     def __init__(self,
                  process_noise: float = 0.01,
@@ -80,17 +79,6 @@ class KalmanFilter(BaseTemporalFilter):
         self._cov = cov - np.outer(gain, cov[0, :])
         self._t_prev = t
         return self._p.copy()
-
-    def __call__(self,
-                 series: np.ndarray,
-                 frame_ids: Optional[np.ndarray] = None) -> np.ndarray:
-        series = self._check(series)
-        self.reset()
-        out = np.empty_like(series)
-        for i, x in enumerate(series):
-            out[i] = self.step(x, None if frame_ids is None else frame_ids[i])
-        self.reset()
-        return out
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(process_noise={self.process_noise}, '

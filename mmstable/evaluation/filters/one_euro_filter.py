@@ -5,11 +5,11 @@ from typing import Optional
 import numpy as np
 from mmpose.registry import TASK_UTILS
 
-from .base_temporal_filter import BaseTemporalFilter
+from .base_temporal_filter import BaseOnlineFilter
 
 
 @TASK_UTILS.register_module()
-class OneEuroFilter(BaseTemporalFilter):
+class OneEuroFilter(BaseOnlineFilter):
     """One Euro filter, online: causal, frame by frame, state per track.
 
     For each coordinate, with sampling period t_e and
@@ -46,7 +46,6 @@ class OneEuroFilter(BaseTemporalFilter):
             per face-sizes per time unit.
     """
     default_name = 'OneEuro'
-    online = True
 
     def __init__(self,
                  min_cutoff: float = 0.004,
@@ -123,17 +122,6 @@ class OneEuroFilter(BaseTemporalFilter):
         self._t_prev, self._x_prev = t, x.copy()
         self._x_hat_prev, self._dx_hat_prev = x_hat, dx_hat
         return x_hat
-
-    def __call__(self,
-                 series: np.ndarray,
-                 frame_ids: Optional[np.ndarray] = None) -> np.ndarray:
-        series = self._check(series)
-        self.reset()
-        out = np.empty_like(series)
-        for i, x in enumerate(series):
-            out[i] = self.step(x, None if frame_ids is None else frame_ids[i])
-        self.reset()
-        return out
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(min_cutoff={self.min_cutoff}, '
