@@ -123,12 +123,6 @@ def main(argv=None):
     pareto_file = osp.join(ROOT, wd, 'test', 'pareto', 'pareto.json')
     if osp.isfile(pareto_file):
         print('\n' + pareto_summary(pareto_file))
-    mav, raw_mav = metrics.get('MAV'), metrics.get('Raw/MAV')
-    nme, raw_nme = metrics.get('NME'), metrics.get('Raw/NME')
-    if None not in (mav, raw_mav, nme, raw_nme):
-        print(f'\nrefined vs raw: MAV {100 * (mav / raw_mav - 1):+.1f}% '
-              f'(target <= -50%), NME {100 * (nme / raw_nme - 1):+.1f}% '
-              '(target: not worse)')
     print('stage times: ' + ', '.join(f'{k} {v:.0f}s'
                                       for k, v in times.items()) +
           f'; total {time.time() - t0:.0f}s')
