@@ -39,16 +39,22 @@ def _npy_is_pickled(path: str) -> bool:
     """Whether a .npy file holds an object array (a pickle), from its header
     only."""
     with open(path, 'rb') as f:
-        try:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                _, _, dtype = np.lib.format.read_array_header_1_0(f)
-            else:
-                _, _, dtype = np.lib.format.read_array_header_2_0(f)
-        except ValueError as e:
-            raise ValueError(f'{path} is not a valid .npy file ({e}).') \
-                from None
+        _, dtype = _read_npy_header(f, path)
     return dtype.hasobject
+
+
+def _read_npy_header(f, path: str) -> tuple:
+    """(shape, dtype) from an open .npy file's header, leaving ``f`` at the
+    data; the data itself is never unpickled here."""
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    except ValueError as e:
+        raise ValueError(f'{path} is not a valid .npy file ({e}).') from None
+    return shape, dtype
 
 
 def _check_broken_frames(data: object, source: str) -> Dict[str, set]:
@@ -143,15 +149,7 @@ def read_pickled_broken_frames(path: str) -> Dict[str, list]:
         dict: ``{video_id: sorted list of 1-based frame numbers}``.
     """
     with open(path, 'rb') as f:
-        try:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-            else:
-                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-        except ValueError as e:
-            raise ValueError(f'{path} is not a valid .npy file ({e}).') \
-                from None
+        shape, dtype = _read_npy_header(f, path)
         payload = f.read()
     if not dtype.hasobject or shape != ():
         raise ValueError(f'{path}: expected a pickled 0-d object array '

@@ -63,6 +63,17 @@ class BaseOnlineFilter(BaseTemporalFilter):
         """Filter one frame: (K, 2) pixels at frame index ``t`` (default:
         the previous one + 1) → (K, 2)."""
 
+    def _elapsed(self, t: Optional[float]) -> float:
+        """Frames since the previous step (``self._t_prev``, ``None`` before
+        the first), with ``t`` defaulting to the previous index + 1; frame
+        indices must increase. Moves ``self._t_prev`` to ``t``."""
+        t = self._t_prev + 1. if t is None else float(t)
+        if t <= self._t_prev:
+            raise ValueError(f'{type(self).__name__}.step: frame indices must '
+                             f'increase, got {t} after {self._t_prev}')
+        dt, self._t_prev = t - self._t_prev, t
+        return dt
+
     def __call__(self,
                  series: np.ndarray,
                  frame_ids: Optional[np.ndarray] = None) -> np.ndarray:

@@ -43,13 +43,8 @@ class EMAFilter(BaseOnlineFilter):
             self._t_prev = 0. if t is None else float(t)
             self._x_hat = x.copy()
             return x.copy()
-        t = self._t_prev + 1. if t is None else float(t)
-        if t <= self._t_prev:
-            raise ValueError('EMAFilter.step: frame indices must increase, '
-                             f'got {t} after {self._t_prev}')
-        a = 1. - (1. - self.alpha)**(t - self._t_prev)
+        a = 1. - (1. - self.alpha)**self._elapsed(t)
         self._x_hat = a * x + (1. - a) * self._x_hat
-        self._t_prev = t
         return self._x_hat.copy()
 
     def __repr__(self) -> str:

@@ -62,11 +62,7 @@ class KalmanFilter(BaseOnlineFilter):
             self._p, self._v = z.copy(), np.zeros_like(z)
             self._cov = np.eye(2) * r
             return z.copy()
-        t = self._t_prev + 1. if t is None else float(t)
-        if t <= self._t_prev:
-            raise ValueError('KalmanFilter.step: frame indices must '
-                             f'increase, got {t} after {self._t_prev}')
-        dt = t - self._t_prev
+        dt = self._elapsed(t)
         F = np.array([[1., dt], [0., 1.]])
         G = np.array([[dt * dt / 2.], [dt]])
         p = self._p + dt * self._v
@@ -77,7 +73,6 @@ class KalmanFilter(BaseOnlineFilter):
         self._p = p + gain[0] * innovation
         self._v = v + gain[1] * innovation
         self._cov = cov - np.outer(gain, cov[0, :])
-        self._t_prev = t
         return self._p.copy()
 
     def __repr__(self) -> str:

@@ -101,11 +101,7 @@ class OneEuroFilter(BaseOnlineFilter):
             self._x_prev = self._x_hat_prev = x.copy()
             self._dx_hat_prev = np.zeros_like(x)
             return x.copy()
-        t = self._t_prev + 1. if t is None else float(t)
-        if t <= self._t_prev:
-            raise ValueError('OneEuroFilter.step: frame indices must increase,'
-                             f' got {t} after {self._t_prev}')
-        t_e = t - self._t_prev
+        t_e = self._elapsed(t)
         if self.fps is not None:
             t_e /= self.fps
         scale = 1.
@@ -119,7 +115,7 @@ class OneEuroFilter(BaseOnlineFilter):
         dx_hat = a_d * dx + (1 - a_d) * self._dx_hat_prev
         a = self._alpha(t_e, self.min_cutoff + self.beta * np.abs(dx_hat))
         x_hat = a * x + (1 - a) * self._x_hat_prev
-        self._t_prev, self._x_prev = t, x.copy()
+        self._x_prev = x.copy()
         self._x_hat_prev, self._dx_hat_prev = x_hat, dx_hat
         return x_hat
 
