@@ -5,7 +5,7 @@
 #
 # - creates .venv (git-ignored) and installs the pins from requirements/*.txt:
 #   torch 2.13.0 (registry build), torchvision 0.28.0, mmcv 2.1.0 with ops, mmengine 0.10.7,
-#   mmpose 1.3.2 + mmdet 3.3.0 (--no-deps), numpy<2, opencv-python 4.10.0.84, setuptools>=77,<81,
+#   mmpose 1.3.2 + mmdet 3.3.0 (--no-deps), numpy<2, opencv-contrib-python-headless 4.10.0.84, dlib-bin, setuptools>=77,<81,
 #   openmim 0.3.9 with pandas 2.3.3 / opendatalab 0.0.9 (requirements/openmim.txt),
 #   and mmstable in editable mode;
 # - takes mmcv from a wheelhouse when one is given (default: ../shared/wheelhouse if it exists) or
@@ -35,7 +35,7 @@ fi
 CACHE="${MMSTABLE_WHEEL_CACHE:-$HOME/.cache/mmstable/wheels}/torch-2.13.0"
 mkdir -p "$CACHE"
 
-CHECK='import torch, torchvision, mmcv.ops, mmengine, mmpose.models, mmdet, mmstable'
+CHECK='import torch, torchvision, mmcv.ops, mmengine, mmpose.models, mmdet, mmstable, cv2.face, dlib'
 check_imports() {
   if ! "$VENV/bin/python" -c "$CHECK" 2>"$VENV/import-check.log"; then
     echo "setup_env.sh: the final check failed: python -c '$CHECK'" >&2
@@ -65,6 +65,8 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 "${PIP[@]}" install -q --upgrade pip
 "${PIP[@]}" install -q -r "$ROOT/requirements/build.txt"
 
+# One OpenCV package: opencv-python and the contrib build share the cv2 folder, so an old one must go first.
+"${PIP[@]}" uninstall -q -y opencv-python 2>/dev/null || true
 echo "setup_env.sh: installing torch/torchvision (first time: ~4 min, 4.8 GB)"
 "${PIP[@]}" install -q -r "$ROOT/requirements/torch.txt" -r "$ROOT/requirements/runtime.txt" \
   -r "$ROOT/requirements/tests.txt" -r "$ROOT/requirements/openmim.txt"
