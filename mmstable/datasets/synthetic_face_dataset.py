@@ -41,7 +41,7 @@ class SyntheticFaceVideoDataset(Face300WDataset):
     ``bbox_scale``, ``keypoints`` (1, 68, 2), ``keypoints_visible`` (1, 68),
     ``id``, ``img_id``) plus ``video_id`` and ``frame_id``
     (``docs/conventions.md`` §1), so clip datasets and video metrics can group
-    frames by video.
+    frames by video, and ``identity`` (the face's index in its split).
 
     Splits use disjoint seeds, so no identity or trajectory is shared between
     ``train``, ``val`` and ``test``.
@@ -302,6 +302,12 @@ class SyntheticFaceVideoDataset(Face300WDataset):
         else:
             data_info['video_id'] = img['video_id']
             data_info['frame_id'] = int(img['frame_id'])
+        # the video's index in its split (write_split: '<prefix>_<index>')
+        # seeds its face: frames of one index share an identity (presets
+        # render the same faces), the label of DecoupledRecurrentRefineHead
+        suffix = str(img['video_id']).rsplit('_', 1)[-1]
+        if suffix.isdigit():
+            data_info['identity'] = int(suffix)
         check_keypoints(data_info, self._metainfo.get('num_keypoints'),
                         self.ann_file, type(self).__name__)
         return data_info

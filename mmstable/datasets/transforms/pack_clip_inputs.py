@@ -13,7 +13,7 @@ _MMPOSE_META_KEYS = inspect.signature(
 
 #: Clip metainfo added to MMPose's meta keys (docs/conventions.md §1).
 CLIP_META_KEYS = ('video_id', 'frame_id', 'clip_len', 'input_shift', 'scenario',
-                  'crop_affine', 'bbox_rotation')
+                  'crop_affine', 'bbox_rotation', 'identity')
 
 
 @TRANSFORMS.register_module()
