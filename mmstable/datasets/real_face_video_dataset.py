@@ -1,0 +1,84 @@
+import os.path as osp
+from typing import Optional
+
+from mmengine.dist import barrier, get_dist_info
+from mmengine.logging import print_log
+from mmpose.registry import DATASETS
+
+from .real_faces.writer import write_real_split
+from .synthetic.generator import DEFAULT_SPLIT_SIZES, FaceVideoGenerator
+from .synthetic_face_dataset import SyntheticFaceVideoDataset
+
+
+@DATASETS.register_module()
+class RealFaceVideoDataset(SyntheticFaceVideoDataset):
+    """Real-textured face videos with exact 68-point ground truth (issue 11).
+
+    :class:`SyntheticFaceVideoDataset` with the synthetic *faces* replaced by
+    real photos from package registries (fetched by
+    ``tools/dataset_converters/fetch_registry_faces.py``, labelled by two
+    teachers with ``label_registry_faces.py``) that move and change
+    expression along the same synthetic trajectories
+    (:mod:`mmstable.datasets.real_faces.animate`); a split animates only the
+    identities of its split (train / val / test are disjoint people).
+    Everything else -- ``split``, ``as_images``, ``presets``, ``box_modes``
+    (scenario keys ``<preset>_<box_mode>``), ``box_jitter``, caching in
+    ``data_root``, the annotation file names -- is the parent's, so a config
+    swaps ``type='SyntheticFaceVideoDataset'`` for this class and adds
+    ``faces_root``.
+
+    Args:
+        data_root (str): where the videos are written. Default
+            ``'data/real_faces'``.
+        faces_root (str): the fetched and labelled photos. Default
+            ``'data/registry_faces'``.
+        **kwargs: :class:`SyntheticFaceVideoDataset`'s arguments.
+
+    Labels inherit the teachers' iBUG 300-W terms: non-commercial.
+    """
+
+    def __init__(self,
+                 data_root: str = 'data/real_faces',
+                 faces_root: str = 'data/registry_faces',
+                 **kwargs):
+        self.faces_root = faces_root
+        super().__init__(data_root=data_root, **kwargs)
+
+    def _ensure_generated(self, data_root: str, ann_file: str,
+                          img_prefix: str, wanted: dict,
+                          video_prefix: Optional[str] = None) -> None:
+        path = ann_file if osp.isabs(ann_file) else osp.join(
+            data_root, ann_file)
+        if wanted['generator'] is not None:
+            wanted['generator'] = FaceVideoGenerator(
+                **wanted['generator']).config()
+        stale = self._stale_settings(path, wanted)
+        if not stale:
+            return
+        rank, _ = get_dist_info()
+        if rank == 0:
+            print_log(
+                f'{type(self).__name__}: animating the {self.split!r} split '
+                f'of {self.faces_root} into {data_root} ({stale})',
+                logger='current')
+            num_videos, num_frames = DEFAULT_SPLIT_SIZES[self.split]
+            info = write_real_split(
+                data_root, self.split,
+                num_videos=_or(wanted['num_videos'], num_videos),
+                num_frames=_or(wanted['num_frames'], num_frames),
+                seed=_or(wanted['seed'], 0),
+                generator=wanted['generator'],
+                ann_file=osp.relpath(path, data_root),
+                img_prefix=img_prefix,
+                img_ext=_or(wanted['img_ext'], '.jpg'),
+                video_prefix=video_prefix, faces_root=self.faces_root)
+            print_log(
+                f'{type(self).__name__}: wrote {info["num_images"]} frames '
+                f'({info["num_videos"]} videos, '
+                f'{len(info["identities"])} identities) in '
+                f'{info["seconds"]:.1f} s', logger='current')
+        barrier()
+
+
+def _or(value, default):
+    return default if value is None else value
