@@ -360,3 +360,37 @@ def test_synthetic_pseudo_clips_pack_their_identity():
         samples = dataset[idx]['data_samples']
         assert [s.metainfo['identity'] for s in samples] == \
             [identity] * len(samples)
+
+
+def test_refiner_and_ablation_tables_hand_computed():
+    from mmstable.evaluation.refiner_comparison import (ablation_table,
+                                                        refiner_table)
+
+    def summary(nme, nmf, text):
+        return {'fast_jittered': dict(
+            rows=dict(raw=dict(NME=0.02, NMF=400.),
+                      refined=dict(NME=nme, NMF=nmf)),
+            standing=dict(text=text))}
+
+    table = refiner_table(
+        dict(ConvLSTM=summary(0.021, 300., 'dominated by Kalman'),
+             REDnet=summary(0.019, 500., 'not dominated')),
+        columns=('NME', 'NMF'))
+    lines = table.splitlines()
+    assert lines[1] == 'fast_jittered'
+    assert lines[2].split() == ['raw', '0.02', '400']
+    # 0.021 / 0.02 - 1 = +5 %, 300 / 400 - 1 = -25 %
+    assert lines[3].split() == ['ConvLSTM', '0.021', '(+5%)', '300', '(-25%)']
+    assert lines[4].strip() == 'ConvLSTM: dominated by Kalman'
+    assert lines[5].split() == ['REDnet', '0.019', '(-5%)', '500', '(+25%)']
+
+    metrics = {'NME': 0.03, 'Raw/NME': 0.04, 'fast_jittered/NME': 0.05,
+               'fast_jittered/Raw/NME': 0.06}
+    table = ablation_table({'n_iters=1': metrics}, ('all', 'fast_jittered'),
+                           ('NME', 'NMF'))
+    rows = table.splitlines()
+    assert rows[2].split() == ['raw', '(frozen', 'model)', '0.04', '-',
+                               '0.06', '-']
+    assert rows[3].split() == ['n_iters=1', '0.03', '-', '0.05', '-']
+    with pytest.raises(ValueError, match='at least one'):
+        ablation_table({})

@@ -17,7 +17,11 @@ Runs the same commands a user runs on real data, printing each:
    scenario raw / best One Euro / best Kalman / refined (NME, NMF, MAV,
    MAV_err), the NMF-vs-NME Pareto plot, and the checks of the refiner
    against the causal filters; metrics JSON and plots under
-   ``<work-dir>/test``.
+   ``<work-dir>/test``;
+5. the same two steps with ``configs/demo/synthetic_rednet.py``: seed 003's
+   REDnet (``DecoupledRecurrentRefineHead``) as a second refiner on the same
+   frozen image model; a per-scenario table of both refiners side by side,
+   REDnet's Pareto JSON / plot under ``<work-dir>/test_rednet/pareto``.
 """
 import argparse
 import json
@@ -117,12 +121,39 @@ def main(argv=None):
         f'test_dataloader.dataset.data_root={args.data_root}'
     ], env)
 
+    # 5. REDnet (issue 14): same frozen model, data and test harness
+    times['rednet'] = run([
+        py, 'tools/train.py', 'configs/demo/synthetic_rednet.py',
+        '--work-dir', f'{wd}/rednet', '--no-validate', '--cfg-options',
+        f'load_from={image_ckpt}',
+        f'train_dataloader.dataset.dataset.data_root={args.data_root}',
+        f'test_dataloader.dataset.data_root={args.data_root}'
+    ], env)
+    times['rednet test'] = run([
+        py, 'tools/test.py', 'configs/demo/synthetic_rednet.py',
+        last_checkpoint(f'{wd}/rednet'), '--work-dir', f'{wd}/test_rednet',
+        '--out', f'{wd}/test_rednet/metrics.json', '--pareto',
+        f'{wd}/test_rednet/pareto', '--cfg-options',
+        f'test_dataloader.dataset.data_root={args.data_root}'
+    ], env)
+
     with open(osp.join(ROOT, metrics_file)) as f:
         metrics = json.load(f)
     print('\n' + summary(metrics))
     pareto_file = osp.join(ROOT, wd, 'test', 'pareto', 'pareto.json')
     if osp.isfile(pareto_file):
         print('\n' + pareto_summary(pareto_file))
+    rednet_file = osp.join(ROOT, wd, 'test_rednet', 'pareto', 'pareto.json')
+    if osp.isfile(pareto_file) and osp.isfile(rednet_file):
+        from mmstable.evaluation.refiner_comparison import refiner_table
+        tables = {}
+        for label, path in (('ConvLSTM', pareto_file),
+                            ('REDnet', rednet_file)):
+            with open(path) as f:
+                tables[label] = json.load(f)['summaries']
+        print('\nthe two refiners on the same frozen model (ConvLSTM: '
+              'configs/demo/synthetic_jitter.py, REDnet: configs/demo/'
+              'synthetic_rednet.py):\n' + refiner_table(tables))
     print('stage times: ' + ', '.join(f'{k} {v:.0f}s'
                                       for k, v in times.items()) +
           f'; total {time.time() - t0:.0f}s')
