@@ -226,8 +226,9 @@ def test_identity_and_invariance_losses_hand_computed():
     assert unlabeled['loss_identity'].item() == 0.
     assert unlabeled['loss_identity'].requires_grad
     # switched off: no keys
-    off = make_head(num_identities=4).loss(
-        (x, ), samples, train_cfg=dict(compute_acc=False))
+    off = make_head(num_identities=4)
+    assert off.identity_head is None  # no unused layer (DDP)
+    off = off.loss((x, ), samples, train_cfg=dict(compute_acc=False))
     assert 'loss_identity' not in off and 'loss_invariance' not in off
 
 

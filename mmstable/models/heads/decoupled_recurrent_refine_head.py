@@ -73,7 +73,7 @@ class DecoupledRecurrentRefineHead(ConvLSTMRefineHead):
             temporal-recurrence ablation; ``v`` still goes through the cell).
         num_identities (int, optional): classes of the identity head
             (e.g. 40 for the synthetic training split); ``None``: no identity
-            head.
+            head. The head exists only while ``identity_loss_weight > 0``.
         identity_loss_weight (float): weight of the identity cross-entropy
             (0: off, the identity ablation; needs ``num_identities``
             otherwise).
@@ -167,9 +167,11 @@ class DecoupledRecurrentRefineHead(ConvLSTMRefineHead):
             self.feedback = nn.Conv2d(self.out_channels, in_channels, 1)
             nn.init.zeros_(self.feedback.weight)
             nn.init.zeros_(self.feedback.bias)
+        # only with its loss: an unused layer would break DDP
         self.identity_head = (
             nn.Linear(invariant_channels, num_identities)
-            if num_identities is not None else None)
+            if num_identities is not None and identity_loss_weight > 0 else
+            None)
         self.num_identities = num_identities
         self._frames = None  # see _frame_features
         self._test_feats = None  # feats[-1] of the current predict call
