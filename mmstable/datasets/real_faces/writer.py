@@ -28,7 +28,8 @@ from ..synthetic.generator import (_IMWRITE_PARAMS, DEFAULT_SPLIT_SIZES,
                                    _annotation, _check_frames, check_split,
                                    default_ann_file, video_key)
 from .animate import animate_photo
-from .teachers import LICENCE, load_faces
+from .fetch import sha256_file
+from .teachers import LICENCE, label_file, load_faces
 
 
 def face_schedule(faces: List[dict], num_videos: int, seed: int,
@@ -113,6 +114,7 @@ def write_real_split(out_dir: str,
         version=FORMAT_VERSION, split=split, seed=int(seed),
         num_videos=num_videos, num_frames=num_frames, img_ext=img_ext,
         generator=generator.config(), faces_root=faces_root,
+        labels_sha256=sha256_file(label_file(faces_root, split)),
         identities=sorted({f['identity'] for f in schedule}),
         licence=LICENCE)
     data = dict(info=info, images=images, annotations=annotations,
