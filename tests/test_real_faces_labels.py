@@ -8,7 +8,7 @@ import pytest
 from mmstable.datasets.real_faces.labels import (coco_annotation,
                                                  dedupe_faces, identity_of,
                                                  inter_ocular_distance,
-                                                 merge_teachers,
+                                                 merge_teachers, split_group,
                                                  split_identities,
                                                  teacher_disagreement,
                                                  write_coco)
@@ -86,6 +86,12 @@ def test_identities():
                        0) == 'face_recognition/obama'
     assert identity_of('tracking', 'package/examples/assets/faces.jpg',
                        2) == 'tracking/faces.jpg#2'
+
+
+def test_faces_of_one_group_photo_share_a_split():
+    assert split_group('tracking/faces.jpg#2') == 'tracking/faces.jpg'
+    assert split_group('orl/s3') == 'orl/s3'
+    assert split_group('face_recognition/obama') == 'face_recognition/obama'
 
 
 def test_split_by_identity_sizes_and_determinism():

@@ -216,3 +216,49 @@ def test_missing_labels_name_the_tool(tmp_path):
                             data_root=str(tmp_path / 'v'),
                             faces_root=str(tmp_path / 'nothing'),
                             pipeline=[]))
+
+
+def test_wider_frame_centres_the_square_and_keeps_labels_exact():
+    photo, label = _photo_and_label()
+    gen = FaceVideoGenerator.from_preset('talking', **SMALL)
+    square = animate_photo(photo, label, gen, (1, 2, 0), 3, degrade=False)
+    wide = animate_photo(photo, label, gen, (1, 2, 0), 3, degrade=False,
+                         frame_size=(200, 128))
+    assert wide.frames.shape == (3, 128, 200, 3)
+    # (200 - 128) / 2 = 36 px to the right, same rows
+    np.testing.assert_allclose(wide.keypoints, square.keypoints + (36., 0.),
+                               atol=1e-4)
+    # the face's pixels match (the border triangles differ: another frame)
+    x0, y0 = np.floor(square.keypoints[0, 36:].min(0)).astype(int)
+    x1, y1 = np.ceil(square.keypoints[0, 36:].max(0)).astype(int)
+    diff = np.abs(wide.frames[0, y0:y1, 36 + x0:36 + x1].astype(int) -
+                  square.frames[0, y0:y1, x0:x1])
+    assert diff.max() <= 1
+    with pytest.raises(ValueError, match='frame_size'):
+        animate_photo(photo, label, gen, (1, 2, 0), 1, frame_size=(100, 128))
+
+
+def test_webcam_clip_and_its_landmark_json(tmp_path, faces_root):
+    from mmstable.datasets.real_faces.clip import write_face_clip
+    out = write_face_clip(str(tmp_path / 'clip.mp4'), faces_root,
+                          split='test', preset='still', num_frames=3,
+                          frame_size=(200, 128))
+    meta = json.load(open(out['json']))
+    assert meta['identity'] == 'p3' and len(meta['frames']) == 3
+    cap = cv2.VideoCapture(out['video'])
+    n = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        assert frame.shape == (128, 200, 3)
+        n += 1
+    assert n == 3
+    photo, label = _photo_and_label(seed=3)
+    gen = FaceVideoGenerator.from_preset('still', image_size=128,
+                                         face_size=(0.3 * 128, 0.42 * 128))
+    video = animate_photo(photo, label, gen, (0, 2, 0), 3,
+                          frame_size=(200, 128))
+    np.testing.assert_allclose(
+        np.array([f['keypoints'] for f in meta['frames']]), video.keypoints,
+        atol=2e-3)

@@ -30,7 +30,7 @@ Coordinates: image pixels, 0-based, pixel centres at integer coordinates
 (``docs/conventions.md`` §2).
 """
 import math
-from typing import Tuple
+from typing import Optional, Tuple
 
 import cv2
 import numpy as np
@@ -172,29 +172,39 @@ def face_trajectory(generator: FaceVideoGenerator, key, num_frames: int,
 
 def animate_photo(image: np.ndarray, label: np.ndarray,
                   generator: FaceVideoGenerator, key, num_frames: int,
-                  degrade: bool = True) -> SyntheticVideo:
+                  degrade: bool = True,
+                  frame_size: Optional[Tuple[int, int]] = None
+                  ) -> SyntheticVideo:
     """The real-textured video of ``image`` (H, W, 3) BGR uint8 with
     landmarks ``label`` (68, 2), moving as the synthetic video ``key``.
 
     Returns frames (F, S, S, 3) and their exact landmarks (F, 68, 2), S =
     ``generator.image_size``. ``degrade=False``: the clean warp.
+    ``frame_size`` (W, H), each >= S: a larger frame (e.g. a 640x360
+    webcam's), the generator's S x S square at its centre.
     """
     key = _as_key(key)
     size = generator.image_size
+    fw, fh = frame_size or (size, size)
+    if fw < size or fh < size:
+        raise ValueError(f'frame_size: expected (W, H) >= the generator\'s '
+                         f'image_size {size}, found {frame_size}')
+    offset = np.array([(fw - size) / 2., (fh - size) / 2.])
     idn_w = float(np.mean(generator.face_size))
     photo, lab = _prepare_photo(image, label, idn_w)
     kpts, sims, a = face_trajectory(generator, key, num_frames, lab)
-    border = border_points(size, size)
+    kpts = kpts + offset
+    border = border_points(fw, fh)
     a_inv = invert_affine(a)
-    frames = np.empty((num_frames, size, size, 3), np.uint8)
+    frames = np.empty((num_frames, fh, fw, 3), np.uint8)
     if photo.ndim == 2:
         photo = cv2.cvtColor(photo, cv2.COLOR_GRAY2BGR)
     for t in range(num_frames):
         photo_border = apply_affine(
-            a_inv, apply_affine(invert_affine(sims[t]), border))
+            a_inv, apply_affine(invert_affine(sims[t]), border - offset))
         frames[t] = piecewise_affine_warp(
             photo, np.concatenate([lab, photo_border]),
-            np.concatenate([kpts[t], border]), (size, size))
+            np.concatenate([kpts[t], border]), (fw, fh))
     if degrade:
         frames = degrade_frames(frames, kpts, key, generator.noise,
                                 generator.blur)

@@ -14,7 +14,10 @@ one identity per folder. The face_recognition test photos name their person
 (``obama*.jpg`` are one man, ``32bit.png`` is an Obama photo too); every
 other face crop is its own identity (the group photos are of different
 people as far as their files say; a person in two group photos would be
-counted twice).
+counted twice). Splits are drawn per **photo group** (:func:`split_group`):
+all faces of one group photo go to the same split, so no held-out video
+shows a training face in its background (the animation warps the whole
+photo), and an ORL person's or a named person's photos stay together.
 """
 import json
 import math
@@ -121,6 +124,13 @@ def identity_of(package: str, path: str, face_index: int) -> str:
             if name.startswith(prefix):
                 return f'face_recognition/{person}'
     return f'{package}/{parts[-1]}#{int(face_index)}'
+
+
+def split_group(identity: str) -> str:
+    """The unit of the train / val / test split an identity belongs to:
+    its photo for the faces of group photos (``pkg/photo.jpg#k`` ->
+    ``pkg/photo.jpg``), else the identity itself."""
+    return identity.split('#', 1)[0]
 
 
 def split_identities(identities: Sequence[str], seed: int = 0,

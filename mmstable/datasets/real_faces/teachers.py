@@ -32,7 +32,7 @@ import numpy as np
 from .fetch import manifest_files, teacher_file
 from .labels import (SPLITS, coco_annotation, dedupe_faces,
                      disagreement_stats, identity_of, merge_teachers,
-                     split_identities, write_coco)
+                     split_group, split_identities, write_coco)
 
 DLIB_PACKAGE = 'face-recognition-models'
 LBF_PACKAGE = 'GoldenFace'
@@ -178,7 +178,10 @@ def label_registry_faces(root: str = 'data/registry_faces',
                 id=img_id, file_name=entry['file'], height=img.shape[0],
                 width=img.shape[1], package=entry['package'],
                 version=entry['version'], sha256=entry['sha256']))
-    splits = split_identities([f['identity'] for f in faces], seed)
+    groups = split_identities([split_group(f['identity']) for f in faces],
+                              seed)
+    splits = {f['identity']: groups[split_group(f['identity'])]
+              for f in faces}
     anns = {s: [] for s in SPLITS}
     for k, f in enumerate(faces):
         split = splits[f['identity']]
@@ -198,7 +201,7 @@ def label_registry_faces(root: str = 'data/registry_faces',
     kept = np.array([f['disagreement'] for f in faces])
     report = dict(
         photos=len(photos), faces_detected=found, faces_kept=len(faces),
-        identities=len(splits),
+        identities=len(splits), split_groups=len(groups),
         identities_per_split={s: sum(v == s for v in splits.values())
                               for s in SPLITS},
         faces_per_split={s: len(anns[s]) for s in SPLITS},
