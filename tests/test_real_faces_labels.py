@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from mmstable.datasets.real_faces.labels import (coco_annotation,
+from mmstable.datasets.real_faces.labels import (box_offset, coco_annotation,
                                                  dedupe_faces, identity_of,
                                                  inter_ocular_distance,
                                                  merge_teachers, split_group,
@@ -161,3 +161,15 @@ def test_working_image_maps_back_to_photo_pixels(shape):
     c = np.array([(xs * w[ys, xs]).sum(), (ys * w[ys, xs]).sum()]) / w.sum()
     np.testing.assert_allclose(to_original(c, scale, pad), [30., 40.],
                                atol=0.05)
+
+
+def test_box_offset_of_a_detector_box_hand_computed():
+    pts = np.zeros((68, 2))
+    pts[:, 0] = np.linspace(100., 200., 68)  # landmark box 100..200 x
+    pts[:, 1] = np.linspace(50., 130., 68)   # 50..130 y: side s = 100
+    # centre (150, 90); a 120 px box centred 20 px higher, and a far one
+    boxes = [[500., 500., 600., 600.], [90., 10., 210., 130.]]
+    dx, dy, scale = box_offset(pts, boxes)
+    assert (dx, dy, scale) == pytest.approx((0., -0.2, 1.2))
+    assert box_offset(pts, [[500., 500., 600., 600.]]) is None
+    assert box_offset(pts, np.zeros((0, 4))) is None

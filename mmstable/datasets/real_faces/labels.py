@@ -112,6 +112,28 @@ def dedupe_faces(labels: Sequence[np.ndarray], disagreements: Sequence[float],
     return sorted(kept)
 
 
+def box_offset(points: np.ndarray,
+               boxes: np.ndarray) -> Optional[Tuple[float, float, float]]:
+    """How a detector's box sits on a face: for the box (``x1, y1, x2, y2``)
+    whose centre is nearest the landmarks' box centre (within half the
+    landmark box's longer side ``s``), ``(dx, dy, scale)`` = (box centre -
+    landmark box centre) / s and box side (its longer one) / s; ``None``
+    if no box is that close."""
+    lo, hi = np.asarray(points, np.float64).min(0), np.asarray(
+        points, np.float64).max(0)
+    c, s = (lo + hi) / 2, float((hi - lo).max())
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if not len(boxes) or s <= 0:
+        return None
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    dist = np.linalg.norm(centres - c, axis=1)
+    i = int(np.argmin(dist))
+    if dist[i] > s / 2:
+        return None
+    side = float((boxes[i, 2:] - boxes[i, :2]).max())
+    return ((centres[i, 0] - c[0]) / s, (centres[i, 1] - c[1]) / s, side / s)
+
+
 def identity_of(package: str, path: str, face_index: int) -> str:
     """Identity of face ``face_index`` of the photo at ``path`` (inside
     ``package``); the rule is the module docstring's."""

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from .fetch import manifest_files, teacher_file
-from .labels import (SPLITS, coco_annotation, dedupe_faces,
+from .labels import (SPLITS, box_offset, coco_annotation, dedupe_faces,
                      disagreement_stats, identity_of, merge_teachers,
                      split_group, split_identities, write_coco)
 
@@ -74,14 +74,15 @@ class Teachers:
         self.haar = HaarFaceDetector(min_size=(40, 40))
         self.hog = dlib.get_frontal_face_detector()
 
-    def detect(self, img: np.ndarray) -> np.ndarray:
-        """(N, 4) ``x1, y1, x2, y2`` boxes, Haar's then HOG's."""
+    def detect(self, img: np.ndarray) -> Tuple[np.ndarray, int]:
+        """(N, 4) ``x1, y1, x2, y2`` boxes, Haar's then HOG's, and how many
+        are Haar's."""
         boxes = [self.haar(img)[:, :4]]
         gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
         rects = self.hog(gray, 1 if max(gray.shape) < 1200 else 0)
         boxes.append(np.array([[r.left(), r.top(), r.right(), r.bottom()]
                                for r in rects], np.float32).reshape(-1, 4))
-        return np.concatenate(boxes)
+        return np.concatenate(boxes), len(boxes[0])
 
     def landmarks(self, img: np.ndarray,
                   boxes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -145,7 +146,7 @@ def label_registry_faces(root: str = 'data/registry_faces',
     teachers = Teachers(root)
     t_load = time.perf_counter() - t0
     images, faces = [], []
-    found, disagreements = 0, []
+    found, disagreements, haar_offsets = 0, [], []
     for entry in photos:
         img = cv2.imread(osp.join(root, entry['file']), cv2.IMREAD_COLOR)
         if img is None:
@@ -153,7 +154,7 @@ def label_registry_faces(root: str = 'data/registry_faces',
                           'image (listed in manifest.json; run the fetch '
                           'tool with --verify)')
         work, scale, pad = _working_image(img)
-        boxes = teachers.detect(work)
+        boxes, n_haar = teachers.detect(work)
         a, b = teachers.landmarks(work, boxes)
         merged = [merge_teachers(x, y, agreement_threshold)
                   for x, y in zip(a, b)]
@@ -166,6 +167,9 @@ def label_registry_faces(root: str = 'data/registry_faces',
             disagreements.append(d)
             if not ok:
                 continue
+            offset = box_offset(label, boxes[:n_haar])
+            if offset is not None:
+                haar_offsets.append(offset)
             label = to_original(label, scale, pad)
             faces.append(dict(
                 img_id=img_id, label=label, disagreement=d,
@@ -210,6 +214,7 @@ def label_registry_faces(root: str = 'data/registry_faces',
         disagreement_kept=disagreement_stats(kept),
         per_package={p: sum(f['package'] == p for f in faces)
                      for p in sorted({e['package'] for e in photos})},
+        haar_box_on_landmark_box=_mean_offset(haar_offsets),
         seconds=round(time.perf_counter() - t0, 1),
         seconds_loading_teachers=round(t_load, 1), licence=LICENCE)
     with open(osp.join(root, 'annotations', 'teacher_report.json'),
@@ -222,6 +227,20 @@ def label_registry_faces(root: str = 'data/registry_faces',
         f'{report["disagreement_all"].get("median")} %; '
         f'{report["seconds"]:.0f} s')
     return report
+
+
+def _mean_offset(offsets) -> dict:
+    """Where OpenCV's Haar box sits on the kept faces' landmark box (see
+    :func:`.labels.box_offset`): a tracker that feeds Haar boxes to a model
+    trained on landmark boxes can undo it (centre - (dx, dy) * s, side /
+    scale)."""
+    if not offsets:
+        return dict(count=0)
+    o = np.asarray(offsets)
+    return dict(count=len(o), dx=round(float(o[:, 0].mean()), 3),
+                dy=round(float(o[:, 1].mean()), 3),
+                scale=round(float(o[:, 2].mean()), 3),
+                std=[round(float(v), 3) for v in o.std(0)])
 
 
 def labels_ready(root: str) -> bool:
