@@ -27,7 +27,10 @@ MIM = BIN / 'mim'
 # The pins of requirements/mminstall.txt and runtime.txt, written out by hand.
 PINNED = {'mmcv': '2.1.0', 'mmengine': '0.10.7', 'mmpose': '1.3.2'}
 # README.md lists each exception with its reason; anything else `pip check` says is a bug.
-KNOWN_PIP_CHECK = {'mmpose 1.3.2 requires chumpy, which is not installed.'}
+KNOWN_PIP_CHECK = {'mmpose 1.3.2 requires chumpy, which is not installed.',
+                   # one OpenCV package: opencv-contrib-python-headless provides cv2 (issue 11)
+                   'mmengine 0.10.7 requires opencv-python, which is not installed.',
+                   'mmpose 1.3.2 requires opencv-python, which is not installed.'}
 
 
 def _run(args, cwd=ROOT, timeout=60, pythonpath=None):

@@ -65,11 +65,15 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 "${PIP[@]}" install -q --upgrade pip
 "${PIP[@]}" install -q -r "$ROOT/requirements/build.txt"
 
-# One OpenCV package: opencv-python and the contrib build share the cv2 folder, so an old one must go first.
-"${PIP[@]}" uninstall -q -y opencv-python 2>/dev/null || true
 echo "setup_env.sh: installing torch/torchvision (first time: ~4 min, 4.8 GB)"
 "${PIP[@]}" install -q -r "$ROOT/requirements/torch.txt" -r "$ROOT/requirements/runtime.txt" \
   -r "$ROOT/requirements/tests.txt" -r "$ROOT/requirements/openmim.txt"
+# One OpenCV package: mmengine's requirement pulls in opencv-python, which shares the cv2 folder with the
+# contrib build (cv2.face, the LBF teacher of issue 11): remove it, then restore the contrib build's files.
+if "$VENV/bin/python" -m pip show -q opencv-python 2>/dev/null; then
+  "${PIP[@]}" uninstall -q -y opencv-python
+  "${PIP[@]}" install -q --no-deps --force-reinstall "$(grep -E '^opencv-contrib-python-headless==' "$ROOT/requirements/runtime.txt")"
+fi
 # Guard against the local CPU torch sneaking in: torchvision would not import with it.
 "$VENV/bin/python" -c 'import torchvision' || {
   echo "setup_env.sh: torchvision does not import with the installed torch (the local +cpu build?)." >&2
