@@ -173,10 +173,15 @@ def bench_p2(plain, stable, repeats, flip):
 
     # the parts that differ: one refiner step, PDC vs MSRAHeatmap decode
     heatmaps = torch.rand(1, 1, 98, 64, 64)
+    from mmstable.models import DecoupledRecurrentRefineHead
     with torch.no_grad():
-        _, state = stable.head.refine(heatmaps)
-        t_step, _ = interleaved(lambda: stable.head.refine(heatmaps, state),
-                                lambda: None, repeats)
+        if isinstance(stable.head, DecoupledRecurrentRefineHead):
+            t_step = float('nan')  # steps on features: only the total counts
+        else:
+            _, state = stable.head.refine(heatmaps)
+            t_step, _ = interleaved(
+                lambda: stable.head.refine(heatmaps, state), lambda: None,
+                repeats)
         t_pdc, t_msra = interleaved(
             lambda: stable.head.decode(heatmaps[0]),
             lambda: plain.head.decode(heatmaps[0]), repeats)
