@@ -146,6 +146,12 @@ def test_split_animates_only_its_identities_with_exact_labels(
                             num_frames=4, seed=0, generator=gen,
                             faces_root=faces_root)
     assert info['identities'] == ['p0', 'p1']
+    # videos 0 and 2 animate the same person: same identity label
+    imgs = json.load(open(info['ann_file']))['images']
+    people = [imgs[4 * v]['identity'] for v in range(3)]
+    index = [imgs[4 * v]['identity_index'] for v in range(3)]
+    assert people[0] == people[2] != people[1]
+    assert index == [['p0', 'p1'].index(p) for p in people]
     assert info['num_images'] == 12
     kpts = frame_landmarks(info['ann_file'])
     assert kpts.shape == (12, 68, 2)
@@ -178,6 +184,7 @@ def test_dataset_has_the_synthetic_scenario_keys(tmp_path, faces_root):
         'test_still_000_exact', 'test_still_000_jittered',
         'test_fast_000_exact', 'test_fast_000_jittered'}
     assert [i['frame_id'] for i in infos[:3]] == [0, 1, 2]
+    assert {i['identity'] for i in infos} == {0}  # one person: p3
     assert infos[0]['keypoints'].shape == (1, 68, 2)
     # cached: a second build animates nothing
     mtime = (tmp_path / 'videos/annotations/'

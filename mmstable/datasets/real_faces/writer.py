@@ -32,6 +32,10 @@ from .fetch import sha256_file
 from .teachers import LICENCE, label_file, load_faces
 
 
+#: version of the real-textured layout (1: per-image ``identity_index``)
+REAL_FORMAT_VERSION = 1
+
+
 def face_schedule(faces: List[dict], num_videos: int, seed: int,
                   split: str) -> List[dict]:
     """The face animated by each video: identities round-robin in a seeded
@@ -85,6 +89,10 @@ def write_real_split(out_dir: str,
     t0 = time.perf_counter()
     schedule = face_schedule(load_faces(faces_root, split), num_videos, seed,
                              split)
+    # the person's index among the split's identities (the identity label
+    # of DecoupledRecurrentRefineHead)
+    people = {p: i for i, p in enumerate(sorted({f['identity']
+                                                 for f in schedule}))}
     images, annotations, photos = [], [], {}
     size = generator.image_size
     for v, face in enumerate(schedule):
@@ -106,6 +114,7 @@ def write_real_split(out_dir: str,
             images.append(dict(
                 id=img_id, file_name=file_name, height=size, width=size,
                 video_id=video_id, frame_id=t, identity=face['identity'],
+                identity_index=people[face['identity']],
                 source_face=int(face['id'])))
             annotations.append(_annotation(video.keypoints[t], img_id))
     info = dict(
@@ -115,7 +124,7 @@ def write_real_split(out_dir: str,
         num_videos=num_videos, num_frames=num_frames, img_ext=img_ext,
         generator=generator.config(), faces_root=faces_root,
         labels_sha256=sha256_file(label_file(faces_root, split)),
-        identities=sorted({f['identity'] for f in schedule}),
+        identities=sorted(people), real_format=REAL_FORMAT_VERSION,
         licence=LICENCE)
     data = dict(info=info, images=images, annotations=annotations,
                 categories=[dict(supercategory='person', id=1, name='face',
