@@ -331,6 +331,11 @@ def test_bad_options_are_clear_errors(kwargs, match):
         make_head(**kwargs)
 
 
+def test_unknown_option_is_an_error():
+    with pytest.raises(TypeError, match='no_such_option'):
+        make_head(no_such_option=1)
+
+
 def test_bad_inputs_are_clear_errors():
     head = make_head(num_identities=3, identity_loss_weight=1.)
     with pytest.raises(ValueError, match='num_identities=3'):

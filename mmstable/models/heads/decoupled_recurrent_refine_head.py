@@ -82,6 +82,8 @@ class DecoupledRecurrentRefineHead(ConvLSTMRefineHead):
         warp_state, motion_compensation, loss, decoder, max_frame_gap,
         init_cfg: as :class:`ConvLSTMRefineHead` (``motion_compensation``
             ``'predicted'`` and ``memory`` are not supported).
+        **kwargs: other :class:`ConvLSTMRefineHead` options that do not
+            concern its heatmap cell (an unknown one is a ``TypeError``).
     """
 
     def __init__(self,
@@ -100,7 +102,8 @@ class DecoupledRecurrentRefineHead(ConvLSTMRefineHead):
                  loss: ConfigType = dict(type='JitterLoss'),
                  decoder: OptConfigType = None,
                  max_frame_gap: int = 1,
-                 init_cfg: OptConfigType = None):
+                 init_cfg: OptConfigType = None,
+                 **kwargs):
         where = 'DecoupledRecurrentRefineHead'
         for key, value in (('variant_channels', variant_channels),
                            ('invariant_channels', invariant_channels),
@@ -140,7 +143,8 @@ class DecoupledRecurrentRefineHead(ConvLSTMRefineHead):
             share_across_keypoints=False, bottleneck_channels=None,
             state_stride=1, warp_state=warp_state,
             motion_compensation=motion_compensation, loss=loss,
-            decoder=decoder, max_frame_gap=max_frame_gap, init_cfg=init_cfg)
+            decoder=decoder, max_frame_gap=max_frame_gap, init_cfg=init_cfg,
+            **kwargs)
         del self.in_proj, self.cell, self.out_proj
         in_channels = getattr(self.base_head, 'in_channels', None)
         if not isinstance(in_channels, int):
