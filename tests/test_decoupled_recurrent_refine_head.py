@@ -405,3 +405,26 @@ def test_refiner_and_ablation_tables_hand_computed():
     assert rows[3].split() == ['n_iters=1', '0.03', '-', '0.05', '-']
     with pytest.raises(ValueError, match='at least one'):
         ablation_table({})
+
+
+def test_ablation_tool_settings_and_errors(tmp_path):
+    import importlib.util
+    import os.path as osp
+    path = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools',
+                    'analysis', 'rednet_ablation.py')
+    spec = importlib.util.spec_from_file_location('rednet_ablation', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    # one switch at a time from the demo's setting, each a valid head
+    assert list(tool.SETTINGS.values()) == [
+        {}, dict(identity_loss_weight=0.), dict(n_iters=1), dict(n_iters=3),
+        dict(temporal=False)]
+    for head in tool.SETTINGS.values():
+        make_head(**dict(dict(num_identities=4, identity_loss_weight=0.1),
+                         **head))
+    with pytest.raises(FileNotFoundError, match='no image model'):
+        tool.main(['--image-model', str(tmp_path / 'missing.pth')])
+    ckpt = tmp_path / 'model.pth'
+    ckpt.write_bytes(b'')
+    with pytest.raises(ValueError, match='--iters must be >= 1'):
+        tool.main(['--image-model', str(ckpt), '--iters', '0'])
