@@ -160,9 +160,13 @@ def _pdc(heatmaps: Tensor,
 
     # NaN / inf would poison every sum. Cleaning costs a full pass, so it is
     # redone with cleaning only when the sums or peaks are not finite.
-    peak, col, row = profiles(clean=False)
+    # An exported graph (mmstable.deploy) cannot branch on data: it always
+    # cleans and always carries the argmax fallback.
+    exporting = torch.onnx.is_in_onnx_export()
+    peak, col, row = profiles(clean=exporting)
     total = row.sum(dim=-1)
-    if not (torch.isfinite(total).all() and torch.isfinite(peak).all()):
+    if not exporting and not (torch.isfinite(total).all()
+                              and torch.isfinite(peak).all()):
         peak, col, row = profiles(clean=True)
         total = row.sum(dim=-1)
 
@@ -174,7 +178,7 @@ def _pdc(heatmaps: Tensor,
     safe_total = torch.where(has_mass, total, torch.ones_like(total))
     com = torch.stack((col @ xs, row @ ys), dim=-1) / safe_total[:, None]
     valid = has_mass & torch.isfinite(com).all(dim=-1)
-    if not bool(valid.all()):
+    if exporting or not bool(valid.all()):
         with torch.no_grad():  # argmax fallback, only for empty maps
             argmax = torch.nan_to_num(
                 maps.detach(), nan=0., posinf=0.,
