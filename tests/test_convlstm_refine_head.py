@@ -158,7 +158,8 @@ def test_loss_with_varied_clip_lengths_reports_like_heatmap_head():
     head = make_head()
     head.train()
     losses = head.loss(feats_for(5), make_samples([3, 2]))
-    assert set(losses) == {'loss_kpt', 'acc_pose'}
+    # + the keypoint stage's loss (tests/test_keypoint_stage.py)
+    assert set(losses) == {'loss_kpt', 'loss_filter', 'acc_pose'}
     assert losses['loss_kpt'].ndim == 0 and torch.isfinite(losses['loss_kpt'])
     losses['loss_kpt'].backward()
     assert head.out_proj.weight.grad is not None

@@ -298,3 +298,37 @@ def test_cli_writes_all_splits(tmp_path, capsys):
     assert frame.shape == (128, 128, 3)
     with pytest.raises(SystemExit, match='num_frames must be >= 1'):
         cli.main(['--out', out, '--frames', '0'])
+
+
+def test_cli_writes_refiner_training_videos_per_preset(tmp_path, capsys):
+    """--clip-videos: the four presets' training videos (new identities:
+    seed + 1), read as clips by VideoClipDataset."""
+    path = osp.join(REPO, 'tools', 'dataset_converters',
+                    'make_synthetic_faces.py')
+    spec = importlib.util.spec_from_file_location('make_synthetic_faces',
+                                                  path)
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    out = str(tmp_path / 'synthetic')
+    cli.main([
+        '--out', out, '--splits', 'val', '--val-videos', '1', '--val-frames',
+        '1', '--image-size', '128', '--face-size', '50', '70', '--seed', '3',
+        '--clip-videos', '2', '--clip-frames', '5'
+    ])
+    printed = capsys.readouterr().out
+    assert 'wrote 41 frames of 128x128' in printed  # 1 + 4 presets x 2 x 5
+    from mmstable.datasets import VideoClipDataset
+    for preset in ('still', 'talking', 'moving', 'fast'):
+        ann = f'annotations/face_landmarks_synthetic_train_{preset}.json'
+        with open(osp.join(out, ann)) as f:
+            data = json.load(f)
+        assert data['info']['seed'] == 4
+        assert {im['video_id'] for im in data['images']} == {
+            f'train_{preset}_000', f'train_{preset}_001'}
+        clips = VideoClipDataset(ann_file=ann, data_root=out,
+                                 data_prefix=dict(img='images/'),
+                                 clip_len=5, pipeline=[])
+        assert len(clips) == 2 and len(clips[0]['frames']) == 5
+    with pytest.raises(SystemExit, match='clip-videos'):
+        cli.main(['--out', out, '--splits', 'val', '--clip-videos', '1',
+                  '--clip-frames', '0'])

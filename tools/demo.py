@@ -9,7 +9,10 @@ Runs the same commands a user runs on real data, printing each:
 2. ``tools/train.py configs/demo/synthetic_image_model.py``: an ordinary
    MMPose image model, MMPose's stock recipe, on the training frames;
 3. ``tools/train.py configs/demo/synthetic_jitter.py``: freeze it and
-   fine-tune the ConvLSTM refiner with the Jitter loss on pseudo-clips;
+   fine-tune the refiner (ConvLSTM with the Jitter loss, then the learnt
+   adaptive Kalman filter on the landmarks) on pseudo-clips of the training
+   images and on clips of training videos (new identities, the four motion
+   presets, detector-like boxes: ``--clip-videos`` of step 1);
 4. ``tools/test.py configs/demo/synthetic_jitter.py``: held-out videos in
    frame order, four motions (still / talking / moving / fast) each cropped
    with exact and with jittered (detector-like) boxes; raw vs refined vs the
@@ -95,7 +98,7 @@ def main(argv=None):
 
     times['data'] = run([
         py, 'tools/dataset_converters/make_synthetic_faces.py', '--out',
-        args.data_root
+        args.data_root, '--clip-videos', '10', '--clip-frames', '48'
     ], env)
     data_opt = [f'train_dataloader.dataset.data_root={args.data_root}']
     times['image model'] = run([
@@ -108,7 +111,11 @@ def main(argv=None):
         py, 'tools/train.py', 'configs/demo/synthetic_jitter.py',
         '--work-dir', f'{wd}/refiner', '--no-validate', '--cfg-options',
         f'load_from={image_ckpt}',
-        f'train_dataloader.dataset.dataset.data_root={args.data_root}',
+        # pseudo-clips of training images + the four presets' training videos
+        f'train_dataloader.dataset.datasets.0.dataset.data_root='
+        f'{args.data_root}',
+        *(f'train_dataloader.dataset.datasets.{i}.data_root={args.data_root}'
+          for i in range(1, 5)),
         f'test_dataloader.dataset.data_root={args.data_root}'
     ], env)
     refiner_ckpt = last_checkpoint(f'{wd}/refiner')

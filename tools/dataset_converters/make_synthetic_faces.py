@@ -14,6 +14,15 @@ Usage::
 
 writes ``--videos`` x ``--frames`` train frames and, unless told otherwise,
 ``val`` (4 x 60) and ``test`` (8 x 60) videos from disjoint seeds.
+
+``--clip-videos N`` also writes the refiner's training videos: N videos of
+``--clip-frames`` frames per motion preset (``still``, ``talking``,
+``moving``, ``fast``; mmstable/datasets/synthetic/generator.py PRESETS) in
+the train split, from base seed ``--seed + 1`` (identities and trajectories
+the image model never saw), as ``annotations/
+face_landmarks_synthetic_train_<preset>.json`` (videos
+``train_<preset>_<index>``) — the real-video clips a refiner config reads
+with ``VideoClipDataset``, like 300VW's training videos in the paper.
 """
 import argparse
 import os.path as osp
@@ -24,7 +33,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
 
 from mmstable.datasets.synthetic.generator import (  # noqa: E402
-    DEFAULT_SPLIT_SIZES, SPLITS, FaceVideoGenerator, write_split)
+    DEFAULT_SPLIT_SIZES, PRESETS, SPLITS, FaceVideoGenerator, default_ann_file,
+    preset_settings, write_split)
 
 
 def parse_args(argv=None):
@@ -53,6 +63,11 @@ def parse_args(argv=None):
     p.add_argument('--expression', type=float, default=1.,
                    help='expression amplitude (0: neutral)')
     p.add_argument('--img-ext', default='.jpg', choices=('.jpg', '.png'))
+    p.add_argument('--clip-videos', type=int, default=0,
+                   help='refiner training videos per motion preset '
+                   '(default 0: none)')
+    p.add_argument('--clip-frames', type=int, default=48,
+                   help='frames per refiner training video (default 48)')
     return p.parse_args(argv)
 
 
@@ -85,6 +100,24 @@ def main(argv=None):
               f'{info["num_frames"]} frames -> {info["ann_file"]} '
               f'({info["seconds"]:.1f} s, '
               f'{1e3 * info["seconds"] / info["num_images"]:.1f} ms/frame)')
+    for preset in PRESETS if args.clip_videos > 0 else ():
+        try:
+            info = write_split(
+                args.out, 'train', num_videos=args.clip_videos,
+                num_frames=args.clip_frames, seed=args.seed + 1,
+                generator=FaceVideoGenerator(
+                    **dict(preset_settings(preset),
+                           image_size=args.image_size,
+                           face_size=tuple(args.face_size))),
+                ann_file=default_ann_file('train', preset),
+                img_ext=args.img_ext, video_prefix=f'train_{preset}')
+        except ValueError as e:
+            sys.exit(f'make_synthetic_faces: --clip-videos/--clip-frames: '
+                     f'{e}')
+        total += info['num_images']
+        print(f'clips ({preset}): {info["num_videos"]} videos x '
+              f'{info["num_frames"]} frames -> {info["ann_file"]} '
+              f'({info["seconds"]:.1f} s)')
     print(f'wrote {total} frames of {args.image_size}x{args.image_size} to '
           f'{args.out} in {time.perf_counter() - t0:.1f} s')
 

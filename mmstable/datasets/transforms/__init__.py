@@ -1,4 +1,5 @@
 from .apply_to_frames import ApplyToFrames
+from .detector_box_jitter import DetectorBoxJitter
 from .make_motion_clip import MakeMotionClip
 from .make_shifted_clip import MakeShiftedClip
 from .pack_clip_inputs import PackClipInputs
@@ -6,6 +7,6 @@ from .shifted_topdown_affine import ShiftedTopdownAffine
 from .video_degradation import VideoDegradation
 
 __all__ = [
-    'ApplyToFrames', 'MakeMotionClip', 'MakeShiftedClip', 'PackClipInputs',
+    'ApplyToFrames', 'DetectorBoxJitter', 'MakeMotionClip', 'MakeShiftedClip', 'PackClipInputs',
     'ShiftedTopdownAffine', 'VideoDegradation'
 ]

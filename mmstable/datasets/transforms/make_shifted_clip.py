@@ -36,8 +36,10 @@ class MakeShiftedClip(BaseTransform):
 
         - frames (list[dict]): T shallow copies of ``results`` (the image
           array is shared, every other value deep-copied), each with
-          ``frame_id`` (0..T-1) and ``input_shift`` (np.ndarray (2,),
-          float32, [dx, dy] in input pixels)
+          ``frame_id`` (0..T-1), ``input_shift`` (np.ndarray (2,),
+          float32, [dx, dy] in input pixels) and ``pseudo_clip`` (True: the
+          motion is drawn, not filmed; the refiner's keypoint stage does
+          not learn from it, see ``ConvLSTMRefineHead``)
 
     Args:
         max_shift (float): Bound of one draw, in input pixels. With the
@@ -119,6 +121,7 @@ class MakeShiftedClip(BaseTransform):
                 for k, v in results.items()
             }
             frame['frame_id'] = t
+            frame['pseudo_clip'] = True
             frame.update(updates[t])
             frames.append(frame)
         results['frames'] = frames

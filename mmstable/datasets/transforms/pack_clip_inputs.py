@@ -13,7 +13,7 @@ _MMPOSE_META_KEYS = inspect.signature(
 
 #: Clip metainfo added to MMPose's meta keys (docs/conventions.md §1).
 CLIP_META_KEYS = ('video_id', 'frame_id', 'clip_len', 'input_shift', 'scenario',
-                  'crop_affine', 'bbox_rotation', 'identity')
+                  'crop_affine', 'bbox_rotation', 'pseudo_clip', 'identity')
 
 
 @TRANSFORMS.register_module()
@@ -36,7 +36,8 @@ class PackClipInputs(PackPoseInputs):
             ``scenario``, ``crop_affine`` (2x3, the frame's image -> input
             pixels, set by :class:`ShiftedTopdownAffine`; absent after plain
             ``TopdownAffine``, where ``input_center`` / ``input_scale``
-            describe the crop) and ``bbox_rotation``.
+            describe the crop), ``bbox_rotation`` and ``pseudo_clip``
+            (frames of :class:`MakeShiftedClip` / :class:`MakeMotionClip`).
         pack_transformed (bool): Pack ``transformed_keypoints`` (input space)
             into ``gt_instances``; the refine head needs them. Defaults to
             ``True`` (MMPose's default is ``False``).

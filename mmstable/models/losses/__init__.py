@@ -1,3 +1,4 @@
 from .jitter_loss import JitterLoss
+from .keypoint_flicker_loss import KeypointFlickerLoss
 
-__all__ = ['JitterLoss']
+__all__ = ['JitterLoss', 'KeypointFlickerLoss']

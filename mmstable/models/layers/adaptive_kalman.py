@@ -1,0 +1,258 @@
+"""A learnt, adaptive constant-velocity Kalman filter on landmarks, in image
+space — the refiner's last step (:class:`~mmstable.models.heads.
+ConvLSTMRefineHead` ``keypoint_filter``).
+
+Why a keypoint stage after the heatmap recurrence: the ConvLSTM refines each
+map at (reduced) heatmap resolution in the crop, and the current sharp map
+keeps deciding the peak; a hand-tuned filter on the decoded landmarks, in
+image space where the face (not the crop) moves, removes more flicker at
+the same accuracy — but one fixed gain is either too slow for a fast head
+or too fast for a still one. This filter has the filter's structure and
+learns, per frame and landmark, how much to trust the motion model: its
+process noise ``q`` (and a blend of the frozen model's own landmarks into
+the measurement) come from a small MLP on what the track shows — the
+innovation, the speed, their means over the face, and how far the refined
+landmarks are from the raw ones. Trained with the rest of the refiner on
+clips (:class:`~mmstable.models.losses.KeypointFlickerLoss`); with the
+MLP's output layer at its initial zero weights it *is* a fixed
+constant-velocity Kalman filter (:class:`~mmstable.evaluation.filters.
+KalmanFilter` with ``process_noise = q_init`` in the units below).
+
+Units: each frame's landmarks are measured in % of the face size
+``s_t = sqrt(w_t · h_t) / 100`` (``w_t``, ``h_t``: extent of the measured
+landmarks), so the noises do not depend on the image resolution; the
+measurement noise is 1 (%²), the velocity is per frame.
+"""
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from mmpose.registry import MODELS
+from torch import Tensor, nn
+
+__all__ = ['AdaptiveKalmanFilter', 'KalmanTrackState']
+
+#: Inputs of the MLP per landmark (see :meth:`AdaptiveKalmanFilter.step`).
+NUM_FEATURES = 8
+
+
+@dataclass
+class KalmanTrackState:
+    """Filter state of N tracks, K landmarks.
+
+    Attributes:
+        position (Tensor): (N, K, 2) filtered landmarks of the last frame,
+            image pixels.
+        velocity (Tensor): (N, K, 2) pixels per frame.
+        cov (Tensor): (N, K, 3) ``(P00, P01, P11)`` of the position /
+            velocity covariance (shared by x and y), in face-size units.
+        count (Tensor): (N,) frames seen (0: the next frame starts the
+            track).
+        innovation (Tensor): (N, K, 2) the last frame's innovation, image
+            px (0 before two frames).
+    """
+    position: Tensor
+    velocity: Tensor
+    cov: Tensor
+    count: Tensor
+    innovation: Tensor
+
+    @classmethod
+    def zeros(cls, num: int, num_keypoints: int,
+              like: Tensor) -> 'KalmanTrackState':
+        zero = like.new_zeros(num, num_keypoints, 2)
+        return cls(zero, zero, like.new_zeros(num, num_keypoints, 3),
+                   torch.zeros(num, dtype=torch.long, device=like.device),
+                   zero)
+
+    @classmethod
+    def cat(cls, states: Sequence['KalmanTrackState']) -> 'KalmanTrackState':
+        return cls(*(torch.cat([getattr(s, f) for s in states])
+                     for f in _FIELDS))
+
+    def select(self, index: int) -> 'KalmanTrackState':
+        """Track ``index`` as a stored (detached) one-track state."""
+        sl = slice(index, index + 1)
+        return KalmanTrackState(*(getattr(self, f)[sl].detach()
+                                  for f in _FIELDS))
+
+    def fits(self, num_keypoints: int) -> bool:
+        return self.position.shape[1] == num_keypoints
+
+
+_FIELDS = ('position', 'velocity', 'cov', 'count', 'innovation')
+
+
+def face_units(keypoints: Tensor) -> Tensor:
+    """``s = sqrt(w · h) / 100`` of (..., K, 2) landmarks (w, h their
+    extent), shape (...): one unit = 1 % of the face size."""
+    extent = keypoints.amax(-2) - keypoints.amin(-2)
+    return (extent[..., 0] * extent[..., 1]).clamp_min(1e-6).sqrt() / 100.
+
+
+@MODELS.register_module()
+class AdaptiveKalmanFilter(nn.Module):
+    """Constant-velocity Kalman filter per landmark whose process noise and
+    measurement blend are predicted per frame by a small MLP.
+
+    Per landmark (x and y share the covariance), in face units (module
+    docstring), frame t with measured (refined) landmarks ``z`` and the
+    frozen model's raw ones ``a``:
+
+    - predict: ``p⁻ = p + v``, ``P⁻ = F P Fᵀ`` (F = [[1, 1], [0, 1]]);
+    - features: ``ν = z − p⁻`` (innovation), ``|ν| / sqrt(P⁻₀₀ + 1)``,
+      its mean over the face, ``|v|``, its mean, ``|mean_k ν|`` (common
+      motion) and ``|a − z|`` (refined vs raw), each as ``log(1 + ·)``,
+      and the cosine between ``ν`` and the previous frame's innovation
+      (noise flips its sign, unmodelled motion keeps it) and its mean;
+    - ``(log q, logit w) = MLP(features)``;
+    - ``P⁻ += q G Gᵀ`` (G = (1/2, 1)), measurement ``z + w (a − z)`` with
+      noise 1: gain ``k = P⁻[:, 0] / (P⁻₀₀ + 1)``, ``p = p⁻ + k₀ ν'``,
+      ``v = v + k₁ ν'``, ``P = P⁻ − k P⁻[0, :]`` (ν' the blended
+      innovation).
+
+    The first frame of a track sets ``p = z``, ``v = 0``, ``P = I``.
+
+    Args:
+        q_init (float): the process noise at init (the MLP's output layer
+            has zero weights and bias ``log q_init``).
+        blend_init (float): the weight of the raw landmarks in the
+            measurement at init, in [0, 1).
+        hidden_channels (int): width of the MLP's hidden layer.
+    """
+
+    def __init__(self,
+                 q_init: float = 0.3,
+                 blend_init: float = 0.02,
+                 hidden_channels: int = 16):
+        super().__init__()
+        if not q_init > 0:
+            raise ValueError('AdaptiveKalmanFilter: q_init must be > 0, got '
+                             f'{q_init!r}')
+        if not 0. <= blend_init < 1.:
+            raise ValueError('AdaptiveKalmanFilter: blend_init must be in '
+                             f'[0, 1), got {blend_init!r}')
+        if not isinstance(hidden_channels, int) or hidden_channels < 1:
+            raise ValueError('AdaptiveKalmanFilter: hidden_channels must be '
+                             f'an integer >= 1, got {hidden_channels!r}')
+        self.mlp = nn.Sequential(
+            nn.Linear(NUM_FEATURES, hidden_channels), nn.Tanh(),
+            nn.Linear(hidden_channels, 2))
+        with torch.no_grad():
+            self.mlp[2].weight.zero_()
+            blend = (float(np.log(blend_init / (1. - blend_init)))
+                     if blend_init > 0 else -30.)
+            self.mlp[2].bias.copy_(
+                torch.tensor([float(np.log(q_init)), blend]))
+
+    def step(self, measured: Tensor, reference: Tensor,
+             state: KalmanTrackState) -> Tuple[Tensor, KalmanTrackState]:
+        """One frame of N tracks.
+
+        Args:
+            measured (Tensor): (N, K, 2) the refined landmarks, image px.
+            reference (Tensor): (N, K, 2) the raw landmarks, image px.
+            state (KalmanTrackState): before this frame.
+
+        Returns:
+            tuple: filtered landmarks (N, K, 2), image px, and the state.
+        """
+        s = face_units(measured)[:, None, None]
+        z, a = measured / s, reference / s
+        p, v = state.position / s, state.velocity / s
+        p00, p01, p11 = state.cov.unbind(-1)
+        # predict (F P Fᵀ); q is added once it is known
+        pp = p + v
+        p00, p01 = p00 + 2 * p01 + p11, p01 + p11
+        innov = z - pp
+        nin = innov.norm(dim=-1) / (p00 + 1.).sqrt()
+        speed = v.norm(dim=-1)
+        k = z.shape[1]
+        feats = torch.stack([
+            nin, nin.mean(1, keepdim=True).expand(-1, k), speed,
+            speed.mean(1, keepdim=True).expand(-1, k),
+            innov.mean(1, keepdim=True).norm(dim=-1).expand(-1, k),
+            (a - z).norm(dim=-1)
+        ], -1)
+        # noise flips the innovation's sign from frame to frame, unmodelled
+        # motion keeps it: the cosine of successive innovations
+        prev = state.innovation / s
+        cos = (innov * prev).sum(-1) / (innov.norm(dim=-1) *
+                                        prev.norm(dim=-1) + 1e-6)
+        out = self.mlp(torch.cat([
+            torch.log1p(feats),
+            torch.stack([cos, cos.mean(1, keepdim=True).expand(-1, k)], -1)
+        ], -1))
+        q = out[..., 0].exp()
+        blend = torch.sigmoid(out[..., 1])
+        innov = innov + blend[..., None] * (a - z)
+        p00, p01, p11 = p00 + q / 4., p01 + q / 2., p11 + q
+        k0, k1 = p00 / (p00 + 1.), p01 / (p00 + 1.)
+        p = pp + k0[..., None] * innov
+        v = v + k1[..., None] * innov
+        cov = torch.stack([p00 - k0 * p00, p01 - k0 * p01, p11 - k1 * p01],
+                          -1)
+        # a track's first frame: p = z, v = 0, P = I
+        first = (state.count == 0)[:, None, None]
+        p = torch.where(first, z, p)
+        v = torch.where(first, torch.zeros_like(v), v)
+        cov = torch.where(first, cov.new_tensor([1., 0., 1.]), cov)
+        new = KalmanTrackState(p * s, v * s, cov, state.count + 1,
+                               torch.where(first, torch.zeros_like(innov),
+                                           innov) * s)
+        return new.position, new
+
+    def forward(self,
+                measured: Tensor,
+                reference: Optional[Tensor] = None,
+                state: Optional[KalmanTrackState] = None,
+                lengths: Optional[Sequence[int]] = None
+                ) -> Tuple[Tensor, KalmanTrackState]:
+        """Filter B clips of T frames.
+
+        Args:
+            measured (Tensor): (B, T, K, 2) the refined landmarks, image px.
+            reference (Tensor, optional): (B, T, K, 2) the raw landmarks;
+                ``None``: ``measured`` (no blend).
+            state (KalmanTrackState, optional): before the first frame;
+                ``None`` starts every track.
+            lengths (Sequence[int], optional): true length of each clip
+                when padded at the end; the state is that after each clip's
+                last real frame. ``None``: all T.
+
+        Returns:
+            tuple: filtered landmarks (B, T, K, 2) and the state.
+        """
+        if measured.ndim != 4 or measured.shape[-1] != 2:
+            raise ValueError('AdaptiveKalmanFilter: measured landmarks must '
+                             'be (B, T, K, 2), got '
+                             f'{tuple(measured.shape)}')
+        if reference is None:
+            reference = measured
+        if reference.shape != measured.shape:
+            raise ValueError('AdaptiveKalmanFilter: reference landmarks '
+                             f'{tuple(reference.shape)} must match measured '
+                             f'{tuple(measured.shape)}')
+        b, t, k = measured.shape[:3]
+        if state is None:
+            state = KalmanTrackState.zeros(b, k, measured)
+        if lengths is None:
+            lengths = [t] * b
+        lengths = torch.as_tensor(list(lengths), device=measured.device)
+        outputs = []
+        for i in range(t):
+            out, new = self.step(measured[:, i], reference[:, i], state)
+            # padded frames (i >= length) leave the state unchanged
+            real = (i < lengths)
+            state = KalmanTrackState(*(torch.where(
+                real.view(-1, *([1] * (getattr(new, f).ndim - 1))),
+                getattr(new, f), getattr(state, f))
+                for f in _FIELDS))
+            outputs.append(out)
+        return torch.stack(outputs, 1), state
+
+    def extra_repr(self) -> str:
+        q, w = self.mlp[2].bias.tolist()
+        return f'q_init={np.exp(q):.3g}, blend_init={1 / (1 + np.exp(-w)):.3g}'
+

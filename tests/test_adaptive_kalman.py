@@ -1,0 +1,141 @@
+"""AdaptiveKalmanFilter: the keypoint stage of the refiner."""
+import numpy as np
+import pytest
+import torch
+
+from mmpose.registry import MODELS
+
+import mmstable  # noqa: F401
+from mmstable.evaluation.filters import KalmanFilter
+from mmstable.models.layers import AdaptiveKalmanFilter, KalmanTrackState
+from mmstable.models.layers.adaptive_kalman import face_units
+
+
+def face(offset_x: float, size: float = 100.) -> torch.Tensor:
+    """Two landmarks, (0, 0) and (size, size), moved by offset_x: a face
+    of extent size x size (face units 1 % of it)."""
+    return torch.tensor([[offset_x, 0.], [offset_x + size, size]])
+
+
+def test_built_from_config_and_zero_init_is_a_fixed_kalman_by_hand():
+    filt = MODELS.build(dict(type='AdaptiveKalmanFilter', q_init=1.))
+    # extent 100 px: one face unit = 1 px; landmark 0 measured at x = 0, 9, 9
+    z = torch.stack([face(0.), face(9.), face(9.)])[None]
+    out, state = filt(z)
+    x = out[0, :, 0, 0]
+    # frame 0: p = z, P = I. frame 1: P⁻ = F I Fᵀ + q G Gᵀ = [[2.25, 1.5],
+    # [1.5, 2]], gain (9, 6) / 13 -> p = 81/13, v = 54/13, P = (9, 6, 17) / 13.
+    # frame 2: p⁻ = 135/13, P⁻ = (165/52, 59/26, 30/13), gain (165, 118) /
+    # 217, innovation 9 - 135/13 = -18/13 -> p = 26325/2821
+    assert x.tolist() == pytest.approx([0., 81. / 13., 26325. / 2821.],
+                                       abs=1e-5)
+    assert out[0, :, 0, 1].tolist() == pytest.approx([0., 0., 0.], abs=1e-6)
+    assert state.count.tolist() == [3]
+    # P = P⁻ - k P⁻[0, :]: (165/217, 118/217, 30/13 - 118/217 · 59/26)
+    expected = [165. / 217., 118. / 217., 6058. / 5642.]
+    assert state.cov[0, 0].tolist() == pytest.approx(expected, abs=1e-5)
+    assert state.velocity[0, 0, 0].item() == pytest.approx(
+        54. / 13. + 118. / 217. * -18. / 13., abs=1e-5)
+    # the last innovation is kept (px) for the next frame's cosine feature
+    assert state.innovation[0, 0].tolist() == pytest.approx([-18. / 13., 0.],
+                                                            abs=1e-5)
+
+
+def test_successive_innovations_steer_the_gain():
+    """An MLP that raises q with the cosine of successive innovations
+    follows a steady ramp (same-sign innovations) more closely than the
+    fixed filter, and is no faster on a zig-zag (alternating signs)."""
+    adaptive = AdaptiveKalmanFilter(q_init=0.01)
+    fixed = AdaptiveKalmanFilter(q_init=0.01)
+    with torch.no_grad():
+        adaptive.mlp[0].weight.zero_()
+        adaptive.mlp[0].bias.zero_()
+        adaptive.mlp[0].weight[0, 6] = 3.  # hidden 0 = tanh(3 cos)
+        adaptive.mlp[2].weight[0, 0] = 4.  # log q += 4 tanh(3 cos)
+    t = torch.arange(12.)
+    ramp = torch.stack([face(float(x)) for x in t * t * 0.5])[None]
+    zigzag = torch.stack([face(float(x)) for x in (t % 2) * 4.])[None]
+    with torch.no_grad():
+        lag_adaptive = (adaptive(ramp)[0] - ramp).abs().mean()
+        lag_fixed = (fixed(ramp)[0] - ramp).abs().mean()
+        zz_adaptive = (adaptive(zigzag)[0] - 2.).abs().mean()
+        zz_fixed = (fixed(zigzag)[0] - 2.).abs().mean()
+    assert lag_adaptive < 0.5 * lag_fixed
+    assert zz_adaptive <= zz_fixed + 1e-4
+
+
+def test_untrained_filter_equals_the_evaluation_kalman_filter():
+    """Constant face size: the same estimate as KalmanFilter with the same
+    q / r ratio (it depends on nothing else), on a random track."""
+    rng = np.random.default_rng(0)
+    t = 40
+    size = 200.  # face units of 2 px: q, r scale alike
+    path = np.cumsum(rng.normal(0, 3, size=(t, 2)), 0)
+    z = np.stack([path, path + size], 1) + rng.normal(0, 1, size=(t, 2, 2))
+    # keep the extent exactly size x size so the unit is constant
+    z[:, 1] = z[:, 0] + size
+    filt = AdaptiveKalmanFilter(q_init=0.3)
+    with torch.no_grad():
+        out, _ = filt(torch.tensor(z, dtype=torch.float32)[None])
+    ref = KalmanFilter(process_noise=0.3, measurement_noise=1.)(z)
+    np.testing.assert_allclose(out[0].double().numpy(), ref, atol=2e-3)
+
+
+def test_state_carried_between_calls_and_padding():
+    torch.manual_seed(0)
+    filt = AdaptiveKalmanFilter()
+    with torch.no_grad():  # a trained-looking MLP: the features matter
+        for p in filt.mlp.parameters():
+            p.normal_(0, 0.5)
+    z = torch.cumsum(torch.randn(2, 10, 5, 2), 1) * 3 + torch.rand(
+        1, 1, 5, 2) * 100
+    ref = z + torch.randn_like(z)
+    whole, state = filt(z, ref)
+    first, mid = filt(z[:, :4], ref[:, :4])
+    second, end = filt(z[:, 4:], ref[:, 4:], mid)
+    torch.testing.assert_close(torch.cat([first, second], 1), whole)
+    torch.testing.assert_close(end.position, state.position)
+    # clip 1 padded after 6 frames: its state is the one after frame 6
+    padded, pstate = filt(z, ref, lengths=[10, 6])
+    alone, astate = filt(z[1:, :6], ref[1:, :6])
+    torch.testing.assert_close(padded[1, :6], alone[0])
+    torch.testing.assert_close(pstate.position[1], astate.position[0])
+    assert pstate.count.tolist() == [10, 6]
+    # the blend uses the raw landmarks: changing them changes the output
+    assert not torch.allclose(filt(z, z)[0], whole)
+
+
+def test_first_frame_of_a_continued_state_is_not_a_restart():
+    filt = AdaptiveKalmanFilter(q_init=1.)
+    z = torch.stack([face(0.), face(9.)])[None]
+    _, state = filt(z[:, :1])
+    out, _ = filt(z[:, 1:], state=state)
+    assert out[0, 0, 0, 0].item() == pytest.approx(81. / 13., abs=1e-5)
+    fresh = KalmanTrackState.zeros(1, 2, z)
+    out, _ = filt(z[:, 1:], state=fresh)
+    assert out[0, 0, 0, 0].item() == pytest.approx(9., abs=1e-6)
+
+
+def test_face_units():
+    kpts = torch.tensor([[0., 0.], [30., 120.], [10., 10.]])
+    assert face_units(kpts).item() == pytest.approx(0.6)  # sqrt(3600)/100
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(q_init=0.), 'q_init'),
+    (dict(q_init=-1.), 'q_init'),
+    (dict(blend_init=1.), 'blend_init'),
+    (dict(blend_init=-0.1), 'blend_init'),
+    (dict(hidden_channels=0), 'hidden_channels'),
+])
+def test_bad_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        AdaptiveKalmanFilter(**kwargs)
+
+
+def test_bad_shapes():
+    filt = AdaptiveKalmanFilter()
+    with pytest.raises(ValueError, match=r'\(B, T, K, 2\)'):
+        filt(torch.zeros(3, 5, 2))
+    with pytest.raises(ValueError, match='must match'):
+        filt(torch.zeros(1, 3, 5, 2), torch.zeros(1, 3, 4, 2))
