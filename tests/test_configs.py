@@ -23,7 +23,8 @@ CONFIGS = sorted(
 MMPOSE_FACE = 'face_2d_keypoint/topdown_heatmap'
 WFLW_JITTER = 'configs/wflw_hrnet_jitter.py'
 # the refiner's own modules: the only keys an image-model checkpoint lacks
-REFINER_KEYS = ('head.cell.', 'head.in_proj.', 'head.out_proj.', 'head.input_gain')
+REFINER_KEYS = ('head.cell.', 'head.in_proj.', 'head.out_proj.', 'head.input_gain',
+                'head.keypoint_filter.')
 
 
 def _config(rel_path):
@@ -235,10 +236,16 @@ def _walk_transforms(pipeline):
         yield from _walk_transforms(t.get('transforms', []))
 
 
+def _train_sets(cfg):
+    """The training dataset configs (the parts of a ConcatDataset)."""
+    ds = cfg.train_dataloader.dataset
+    return list(ds.datasets) if ds.type == 'ConcatDataset' else [ds]
+
+
 def _encoders(cfg):
     return [
-        t['encoder'] for t in _walk_transforms(cfg.train_dataloader.dataset
-                                               .pipeline)
+        t['encoder'] for ds in _train_sets(cfg)
+        for t in _walk_transforms(ds.pipeline)
         if t['type'] == 'GenerateTarget'
     ]
 
@@ -327,14 +334,20 @@ def test_configs_use_motion_clips_and_the_default_refiner(rel_path):
         assert not set(CELL_KEYS) & set(cfg.model.head), cfg.model.head
     if '300vw' in rel_path:
         return  # real video clips: real motion
-    types = [t['type'] for t in _walk_transforms(
-        cfg.train_dataloader.dataset.pipeline)]
-    assert 'MakeMotionClip' in types and 'MakeShiftedClip' not in types
-    assert 'ShiftedTopdownAffine' in types
-    blur = [t['motion_blur'] for t in _walk_transforms(
-        cfg.train_dataloader.dataset.pipeline)
-        if t['type'] == 'VideoDegradation']
-    assert blur and all('exposure' in b for b in blur)  # tied to speed
+    # pseudo-clips of images: motion clips; filmed clips (the demo's training
+    # videos): their own motion, detector-like boxes
+    pseudo = [ds for ds in _train_sets(cfg) if ds.type != 'VideoClipDataset']
+    assert pseudo
+    for ds in _train_sets(cfg):
+        types = [t['type'] for t in _walk_transforms(ds.pipeline)]
+        if ds.type == 'VideoClipDataset':
+            assert 'DetectorBoxJitter' in types, rel_path
+            continue
+        assert 'MakeMotionClip' in types and 'MakeShiftedClip' not in types
+        assert 'ShiftedTopdownAffine' in types
+        blur = [t['motion_blur'] for t in _walk_transforms(ds.pipeline)
+                if t['type'] == 'VideoDegradation']
+        assert blur and all('exposure' in b for b in blur)  # tied to speed
 
 
 def test_wflw_config_clips_on_the_wflw_sample(mmpose_testdata):

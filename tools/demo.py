@@ -50,6 +50,10 @@ def last_checkpoint(work_dir):
         return f.read().strip()
 
 
+from mmstable.datasets.synthetic.generator import \
+    demo_refiner_data_options  # noqa: E402
+
+
 def summary(metrics: dict) -> str:
     sources = [('raw (frozen image model)', 'Raw/'),
                ('raw + One Euro (MediaPipe)', 'Raw/MediaPipe/'),
@@ -111,12 +115,7 @@ def main(argv=None):
         py, 'tools/train.py', 'configs/demo/synthetic_jitter.py',
         '--work-dir', f'{wd}/refiner', '--no-validate', '--cfg-options',
         f'load_from={image_ckpt}',
-        # pseudo-clips of training images + the four presets' training videos
-        f'train_dataloader.dataset.datasets.0.dataset.data_root='
-        f'{args.data_root}',
-        *(f'train_dataloader.dataset.datasets.{i}.data_root={args.data_root}'
-          for i in range(1, 5)),
-        f'test_dataloader.dataset.data_root={args.data_root}'
+        *demo_refiner_data_options(args.data_root)
     ], env)
     refiner_ckpt = last_checkpoint(f'{wd}/refiner')
     metrics_file = f'{wd}/test/metrics.json'
@@ -133,8 +132,7 @@ def main(argv=None):
         py, 'tools/train.py', 'configs/demo/synthetic_rednet.py',
         '--work-dir', f'{wd}/rednet', '--no-validate', '--cfg-options',
         f'load_from={image_ckpt}',
-        f'train_dataloader.dataset.dataset.data_root={args.data_root}',
-        f'test_dataloader.dataset.data_root={args.data_root}'
+        *demo_refiner_data_options(args.data_root)
     ], env)
     times['rednet test'] = run([
         py, 'tools/test.py', 'configs/demo/synthetic_rednet.py',

@@ -6,7 +6,9 @@ _base_ = './synthetic_jitter.py'
 load_from = 'work_dirs/demo/real_image_model/epoch_6.pth'
 
 _real = dict(type='RealFaceVideoDataset', data_root='data/real_faces', faces_root='data/registry_faces')
-train_dataloader = dict(dataset=dict(dataset=dict(
-    _real, _delete_=True, split='train', as_images=True, num_videos=108, num_frames=15, indices=480)))
+# pseudo-clips only (no filmed clips of real faces yet): the keypoint stage stays the fixed Kalman filter of its init
+train_dataloader = dict(dataset=dict(
+    _delete_=True, type='ImageSequenceDataset', pipeline=_base_.train_pipeline, clip_len=(8, 16),
+    dataset=dict(_real, split='train', as_images=True, num_videos=108, num_frames=15, indices=480)))
 test_dataloader = dict(dataset=_real)  # merged into the synthetic test set: presets, box modes, sizes kept
 val_dataloader = test_dataloader

@@ -23,6 +23,8 @@ import time
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
+from mmstable.datasets.synthetic.generator import \
+    demo_refiner_data_options  # noqa: E402
 
 CONFIG = 'configs/demo/synthetic_rednet.py'
 #: label -> model.head overrides (the demo's setting: identity loss on,
@@ -81,9 +83,10 @@ def main(argv=None):
         run([
             py, 'tools/train.py', CONFIG, '--work-dir', f'{wd}/train',
             '--no-validate', '--cfg-options', f'load_from={args.image_model}',
-            f'train_dataloader.dataset.dataset.indices={4 * args.iters}',
-            f'train_dataloader.dataset.dataset.data_root={args.data_root}',
-            f'test_dataloader.dataset.data_root={args.data_root}', *opts
+            # the pseudo-clips (dataset 0 of the ConcatDataset) set the length
+            f'train_dataloader.dataset.datasets.0.dataset.indices='
+            f'{4 * args.iters}', *demo_refiner_data_options(args.data_root),
+            *opts
         ], env)
         with open(osp.join(ROOT, wd, 'train', 'last_checkpoint')) as f:
             ckpt = f.read().strip()

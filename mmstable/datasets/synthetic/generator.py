@@ -26,7 +26,7 @@ import os
 import os.path as osp
 import time
 from dataclasses import asdict, dataclass
-from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -348,6 +348,19 @@ def write_split(out_dir: str,
     os.replace(tmp, path)
     return dict(info, ann_file=path, num_images=len(images),
                 seconds=time.perf_counter() - t0)
+
+
+def demo_refiner_data_options(data_root: str) -> List[str]:
+    """``--cfg-options`` pointing ``configs/demo/synthetic_jitter.py`` (and
+    the configs built on it) at ``data_root``: its training set is a
+    ConcatDataset of pseudo-clips of the training images (0) and the four
+    presets' training videos (1-4); its test set the test videos."""
+    return [
+        f'train_dataloader.dataset.datasets.0.dataset.data_root={data_root}',
+        *(f'train_dataloader.dataset.datasets.{i}.data_root={data_root}'
+          for i in range(1, 1 + len(PRESETS))),
+        f'test_dataloader.dataset.data_root={data_root}'
+    ]
 
 
 def default_ann_file(split: str, preset: Optional[str] = None) -> str:
