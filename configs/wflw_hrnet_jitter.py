@@ -4,7 +4,7 @@ custom_imports = dict(imports=['mmstable'], allow_failed_imports=False)
 load_from = 'https://download.openmmlab.com/mmpose/face/hrnetv2/hrnetv2_w18_wflw_256x256-2bf032a6_20210125.pth'
 
 train_cfg = dict(max_epochs=10, val_interval=1)
-# paper §4.2; the keypoint stage (AdaptiveKalmanFilter's 130-parameter MLP) at 1e-2. It learns from filmed clips
+# paper §4.2; the keypoint stage (AdaptiveKalmanFilter's 178-parameter MLP) at 1e-2. It learns from filmed clips
 # only (300vw_hrnet_jitter.py): on the image datasets' pseudo-clips it stays a constant-velocity Kalman filter
 optim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-4),
                      paramwise_cfg=dict(custom_keys={'keypoint_filter': dict(lr_mult=100.)}))

@@ -31,7 +31,7 @@ class KeypointFlickerLoss(nn.Module):
         loss_weight (float): weight of the whole loss.
     """
 
-    def __init__(self, jitter_weight: float = 0.15, loss_weight: float = 1.):
+    def __init__(self, jitter_weight: float = 0.1, loss_weight: float = 1.):
         super().__init__()
         if jitter_weight < 0 or loss_weight < 0:
             raise ValueError('KeypointFlickerLoss: jitter_weight and '
