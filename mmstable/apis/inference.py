@@ -27,7 +27,8 @@ def init_model(config: Union[str, Path, Config],
                checkpoint: Optional[str] = None,
                device: Optional[str] = None,
                cfg_options: Optional[dict] = None,
-               allow_partial_load: Optional[bool] = None) -> nn.Module:
+               allow_partial_load: Optional[bool] = None,
+               onnx_threads: Optional[int] = None) -> nn.Module:
     """:func:`mmpose.apis.init_model` for mmstable and MMPose face models.
 
     Differences from MMPose's function, all on the way in:
@@ -56,6 +57,12 @@ def init_model(config: Union[str, Path, Config],
             fit anyway (MMEngine's warning, random weights where it does not
             fit); ``None``: the config key ``allow_partial_load`` (default
             False).
+        onnx_threads (int, optional): ``config`` an exported ``.onnx``
+            file (``tools/deploy/export_onnx.py``): ONNX Runtime's intra-op
+            threads; such a file returns a
+            :class:`~mmstable.deploy.OnnxTopdownModel` (no checkpoint, no
+            cfg_options), which :class:`StableFaceTracker` drives like the
+            torch model.
 
     Raises:
         FileNotFoundError: ``config`` is a path that does not exist.
@@ -67,6 +74,16 @@ def init_model(config: Union[str, Path, Config],
         nn.Module: the model in eval mode, with ``cfg`` and ``dataset_meta``
         set (what :func:`mmpose.apis.inference_topdown` needs).
     """
+    if isinstance(config, (str, Path)) and str(config).endswith('.onnx'):
+        # an exported model (tools/deploy/export_onnx.py) in ONNX Runtime
+        if checkpoint is not None or cfg_options:
+            raise ValueError(
+                f'init_model: {config} is an exported ONNX model; it takes '
+                'no checkpoint or cfg_options (export again to change them)')
+        if not osp.isfile(str(config)):
+            raise FileNotFoundError(f'init_model: {config} does not exist')
+        from mmstable.deploy import OnnxTopdownModel
+        return OnnxTopdownModel(str(config), threads=onnx_threads)
     from mmengine.runner import load_checkpoint
     from mmpose.apis import init_model as mmpose_init_model
 

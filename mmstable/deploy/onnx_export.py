@@ -191,7 +191,15 @@ def export_onnx(model: nn.Module,
         num_keypoints=step.num_keypoints,
         stateful=step.stateful,
         max_frame_gap=int(getattr(model.head, 'max_frame_gap', 1)),
-        state_spec={k: [list(s), d] for k, (s, d) in step.state_spec.items()},
+        # per state input: shape per track, dtype, initial value ('zeros',
+        # or 'eye' for the refiner's identity affine: TrackState.zeros)
+        state_spec={
+            k: [list(shape), dtype,
+                'eye' if v.ndim == 3 and v.shape[-2:] == (3, 3)
+                and bool((v == torch.eye(3)).all()) else 'zeros']
+            for (k, (shape, dtype)), v in zip(step.state_spec.items(),
+                                              step.zero_state(1))
+        },
         input_names=step.input_names,
         output_names=step.output_names,
         test_pipeline=_jsonable([dict(p) for p in pipeline]),

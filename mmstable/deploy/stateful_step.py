@@ -31,12 +31,14 @@ The initial state of a track is all zeros (:meth:`StatefulStep.zero_state`):
 ``h = c = 0`` warps to 0 whatever the affine, and the keypoint stage starts a
 track where its ``count`` is 0.
 """
+import dataclasses
 from typing import Dict, List, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from mmstable.codecs.pdc_codec import PDCCodec, _pdc
+from mmstable.models.layers import KalmanTrackState
 from mmstable.structures import TrackState, apply_affine
 
 __all__ = ['StatefulStep']
@@ -46,7 +48,6 @@ __all__ = ['StatefulStep']
 _REFINER_FIELDS = ('h', 'c', 'affine', 'keypoints', 'scores')
 _PREDICTED_FIELDS = ('refined', 'refined_scores', 'refined_count')
 _MEMORY_FIELDS = ('memory', 'memory_count')
-_FILTER_FIELDS = ('position', 'velocity', 'cov', 'count')
 
 
 class StatefulStep(nn.Module):
@@ -79,6 +80,12 @@ class StatefulStep(nn.Module):
                 "--cfg-options model.head.decoder.type=PDCCodec); MSRAHeatmap "
                 'and DARK decoding are not exported.')
         self.pdc = (decoder.pdc_threshold, decoder.threshold_mode)
+        if (model.test_cfg or {}).get('flip_test', False):
+            raise ValueError(
+                'StatefulStep: flip test is not part of the exported step '
+                '(one refiner state per track sees one view); expected '
+                'model.test_cfg.flip_test=False, found True. Set it in the '
+                'config or with --cfg-options model.test_cfg.flip_test=False.')
         # K = the heatmap head's output maps (dataset_meta may be MMPose's
         # COCO default when no checkpoint is given)
         final = getattr(getattr(head, 'base_head', head), 'final_layer',
@@ -96,8 +103,9 @@ class StatefulStep(nn.Module):
                 fields += _MEMORY_FIELDS
             self.refiner_fields = fields
             self.keypoint_filter = getattr(head, 'keypoint_filter', None)
-            self.filter_fields = list(
-                _FILTER_FIELDS) if self.keypoint_filter is not None else []
+            self.filter_fields = [
+                f.name for f in dataclasses.fields(KalmanTrackState)
+            ] if self.keypoint_filter is not None else []
         else:
             self.refiner_fields, self.filter_fields = [], []
             self.keypoint_filter = None
@@ -122,10 +130,9 @@ class StatefulStep(nn.Module):
             memory_shape=(k, h, w) if head.memory == 'gated' else None)
         out = {f'refiner_{f}': getattr(zero, f) for f in self.refiner_fields}
         if self.keypoint_filter is not None:
-            from mmstable.models.layers import KalmanTrackState
             kzero = KalmanTrackState.zeros(num, k, torch.zeros(1))
             out.update({f'filter_{f}': getattr(kzero, f)
-                        for f in _FILTER_FIELDS})
+                        for f in self.filter_fields})
         return out
 
     def _state_spec(self) -> Dict[str, Tuple[Tuple[int, ...], str]]:
@@ -186,13 +193,14 @@ class StatefulStep(nn.Module):
         keypoints = keypoints * to_input
         new_state = [getattr(track, f) for f in self.refiner_fields]
         if self.keypoint_filter is not None:
-            from mmstable.models.layers import KalmanTrackState
-            kstate = KalmanTrackState(*(values[f'filter_{f}']
-                                        for f in _FILTER_FIELDS))
+            kstate = KalmanTrackState(**{
+                f: values[f'filter_{f}']
+                for f in self.filter_fields
+            })
             inverse = torch.linalg.inv(crop_affine)
             filtered, kstate = self.keypoint_filter.step(
                 apply_affine(inverse, keypoints),
                 apply_affine(inverse, raw), kstate)
             keypoints = apply_affine(crop_affine, filtered)
-            new_state += [getattr(kstate, f) for f in _FILTER_FIELDS]
+            new_state += [getattr(kstate, f) for f in self.filter_fields]
         return (keypoints, scores, raw, raw_scores, *new_state)
