@@ -6,7 +6,7 @@
 # - creates .venv (git-ignored) and installs the pins from requirements/*.txt:
 #   torch 2.13.0 (registry build), torchvision 0.28.0, mmcv 2.1.0 with ops, mmengine 0.10.7,
 #   mmpose 1.3.2 + mmdet 3.3.0 (--no-deps), numpy<2, opencv-contrib-python-headless 4.10.0.84, dlib-bin, setuptools>=77,<81,
-#   openmim 0.3.9 with pandas 2.3.3 / opendatalab 0.0.9 (requirements/openmim.txt),
+#   openmim 0.3.9 with pandas 2.3.3 / opendatalab 0.0.9 (requirements/openmim.txt), onnx + onnxruntime,
 #   and mmstable in editable mode;
 # - takes mmcv from a wheelhouse when one is given (default: ../shared/wheelhouse if it exists) or
 #   from the wheel cache ($MMSTABLE_WHEEL_CACHE, default ~/.cache/mmstable/wheels); otherwise builds
@@ -35,7 +35,7 @@ fi
 CACHE="${MMSTABLE_WHEEL_CACHE:-$HOME/.cache/mmstable/wheels}/torch-2.13.0"
 mkdir -p "$CACHE"
 
-CHECK='import torch, torchvision, mmcv.ops, mmengine, mmpose.models, mmdet, mmstable, cv2.face, dlib'
+CHECK='import torch, torchvision, mmcv.ops, mmengine, mmpose.models, mmdet, mmstable, cv2.face, dlib, onnx, onnxruntime'
 check_imports() {
   if ! "$VENV/bin/python" -c "$CHECK" 2>"$VENV/import-check.log"; then
     echo "setup_env.sh: the final check failed: python -c '$CHECK'" >&2
