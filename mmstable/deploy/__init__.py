@@ -2,9 +2,10 @@
 backend for :class:`mmstable.apis.StableFaceTracker` (issue 13)."""
 from .onnx_export import export_onnx, read_metadata
 from .onnx_topdown_model import OnnxTopdownModel, OnnxTrackStates
+from .realtime import LoopStats, RealtimeFaceLoop
 from .stateful_step import StatefulStep
 
 __all__ = [
     'StatefulStep', 'export_onnx', 'read_metadata', 'OnnxTopdownModel',
-    'OnnxTrackStates'
+    'OnnxTrackStates', 'RealtimeFaceLoop', 'LoopStats'
 ]
