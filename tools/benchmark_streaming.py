@@ -1,108 +1,219 @@
-"""Streaming fps of a face model with and without mmstable's refiner.
+"""Streaming fps and latency of a face model: torch vs ONNX Runtime, with
+and without mmstable's refiner (issue 13).
 
-Both models are MMPose's WFLW HRNetV2-W18 at 256x256 (random weights: timing
-does not depend on them; backbone ``init_cfg=None``):
+Models (random weights unless ``--demo-checkpoint``: timing does not depend
+on them; backbone ``init_cfg=None``, flip test off):
 
-- plain: ``TopdownPoseEstimator`` + ``HeatmapHead`` + ``MSRAHeatmap``;
-- stable: ``StableTopdownPoseEstimator`` + ``ConvLSTMRefineHead`` (around the
-  same ``HeatmapHead``) + ``PDCCodec``.
+- ``hrnet``: MMPose's WFLW HRNetV2-W18 at 256x256, plain
+  (``TopdownPoseEstimator`` + ``HeatmapHead``) and stable
+  (``StableTopdownPoseEstimator`` + ``ConvLSTMRefineHead`` with its default
+  keypoint stage) — both decoded with ``PDCCodec``, the exported graph's
+  decoder;
+- ``demo``: the demo's small model (configs/demo/synthetic_image_model.py)
+  and its refiner config (configs/demo/synthetic_jitter.py).
 
 Each is driven through :class:`mmstable.apis.StableFaceTracker` exactly as a
 video would drive it: one frame per ``update``, one face (batch 1), a fixed
-box, the refiner carrying its state from frame to frame. The two are
-interleaved frame by frame so that load from other processes hits both;
-fps = 1 / median per-frame time (test pipeline, model, decode, tracking).
-Flip test is off on both sides (``--flip`` turns it on).
+box, the refiner carrying its state. Per (model, refiner, threads) the torch
+and ONNX Runtime (``tools/deploy/export_onnx.py``'s graph, via
+``init_model('x.onnx')``) trackers are interleaved frame by frame so that
+load from other processes hits both; fps = 1 / median per-frame time (test
+pipeline, model, decode, tracking), latency = median and p95 of the
+per-frame time. ``--e2e`` adds the end-to-end loop on a 640x480 video
+(:class:`mmstable.deploy.RealtimeFaceLoop`: crop from the landmarks, the
+detector only on the first frame) for the demo model + refiner.
 
 Usage::
 
-    python tools/benchmark_streaming.py [--frames 30] [--threads 1]
-        [--device cpu|cuda:0] [--flip] [--output-raw]
+    python tools/benchmark_streaming.py [--models demo hrnet]
+        [--threads 1 2] [--frames 30] [--e2e] [--demo-checkpoint CKPT]
 """
 import argparse
 import copy
+import os.path as osp
 import statistics
+import sys
+import tempfile
 import time
 
 import numpy as np
 import torch
 
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
 MMPOSE_CONFIG = ('mmpose::face_2d_keypoint/topdown_heatmap/wflw/'
                  'td-hm_hrnetv2-w18_8xb64-60e_wflw-256x256.py')
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEMO_IMAGE = osp.join(ROOT, 'configs/demo/synthetic_image_model.py')
+DEMO_STABLE = osp.join(ROOT, 'configs/demo/synthetic_jitter.py')
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--models', nargs='+', default=['demo', 'hrnet'],
+                        choices=['demo', 'hrnet'])
+    parser.add_argument('--threads', type=int, nargs='+', default=[1, 2],
+                        help='CPU threads of torch and ONNX Runtime')
     parser.add_argument('--frames', type=int, default=30,
                         help='timed frames per model')
     parser.add_argument('--warmup', type=int, default=3)
-    parser.add_argument('--threads', type=int, default=None,
-                        help='torch CPU threads (default: torch\'s; on a '
-                        'machine shared with other jobs use 1)')
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument('--flip', action='store_true',
-                        help='flip test on both sides')
-    parser.add_argument('--output-raw', action='store_true',
-                        help='the stable model also decodes the frozen '
-                        'model\'s landmarks (as tools/demo_video.py does)')
+    parser.add_argument('--e2e', action='store_true',
+                        help='also the end-to-end 640x480 loop (demo model '
+                        '+ refiner, ONNX Runtime and torch)')
+    parser.add_argument('--e2e-frames', type=int, default=150)
+    parser.add_argument('--demo-checkpoint', default=None,
+                        help='weights of the demo image model (default: '
+                        'random)')
     return parser.parse_args(argv)
 
 
-def build_configs(flip: bool):
+def build_configs(model: str):
+    """``{(refiner: bool): Config}`` of a benchmark model."""
     from mmengine.config import Config
-    cfg = Config.fromstring(f"_base_ = '{MMPOSE_CONFIG}'\n", '.py')
-    cfg.model.backbone.init_cfg = None
-    cfg.model.test_cfg.flip_test = flip
-    plain = copy.deepcopy(cfg)
-    stable = copy.deepcopy(cfg)
-    head = stable.model.head
-    stable.model.type = 'StableTopdownPoseEstimator'
-    stable.model.head = dict(
-        type='ConvLSTMRefineHead', base_head=head,
-        decoder=dict(head.decoder, type='PDCCodec'))
-    return plain, stable
+    if model == 'hrnet':
+        cfg = Config.fromstring(f"_base_ = '{MMPOSE_CONFIG}'\n", '.py')
+        cfg.model.backbone.init_cfg = None
+        head = cfg.model.head
+        head.decoder = dict(head.decoder, type='PDCCodec')
+        plain = copy.deepcopy(cfg)
+        stable = copy.deepcopy(cfg)
+        stable.model.type = 'StableTopdownPoseEstimator'
+        stable.model.head = dict(
+            type='ConvLSTMRefineHead', base_head=copy.deepcopy(head),
+            decoder=head.decoder)
+    else:
+        plain = Config.fromfile(DEMO_IMAGE)
+        plain.model.head.decoder = dict(plain.model.head.decoder,
+                                        type='PDCCodec')
+        stable = Config.fromfile(DEMO_STABLE)
+    for cfg in (plain, stable):
+        cfg.model.test_cfg.flip_test = False
+    return {False: plain, True: stable}
+
+
+def _stats(times):
+    return dict(
+        fps=1. / statistics.median(times),
+        median_ms=1e3 * statistics.median(times),
+        p95_ms=1e3 * float(np.quantile(times, 0.95)))
+
+
+def time_trackers(trackers: dict, frames, box, warmup: int) -> dict:
+    """Per-frame times of several trackers, interleaved frame by frame."""
+    times = {name: [] for name in trackers}
+    for i, frame in enumerate(frames):
+        for name, tracker in trackers.items():
+            start = time.perf_counter()
+            (res, ) = tracker.update(frame, box)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+            assert res.track_frame == i
+    return {name: _stats(t) for name, t in times.items()}
+
+
+def e2e_video(num_frames: int):
+    """A 640x480 synthetic face video (480x480 rendered, padded) and its
+    per-frame landmark boxes (the 'detector')."""
+    from mmstable.datasets.synthetic import FaceVideoGenerator
+    video = FaceVideoGenerator(image_size=480).generate(7, num_frames)
+    frames = np.zeros((num_frames, 480, 640, 3), np.uint8)
+    frames[:, :, 80:560] = video.frames
+    kpts = video.keypoints + np.array([80., 0.], np.float32)
+    boxes = np.concatenate([kpts.min(1), kpts.max(1)], 1)[:, None]
+    return frames, boxes
+
+
+def run_e2e(model, frames, boxes) -> 'LoopStats':  # noqa: F821
+    from mmstable.apis import StableFaceTracker
+    from mmstable.deploy import RealtimeFaceLoop
+    index = {'i': 0}
+    loop = RealtimeFaceLoop(
+        StableFaceTracker(model, track_by='landmarks'),
+        detector=lambda frame: boxes[index['i']])
+
+    def source():
+        for i, frame in enumerate(frames):
+            index['i'] = i
+            yield i, frame
+
+    return loop.run(source())
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     from mmstable.apis import StableFaceTracker, init_model
     from mmstable.datasets.synthetic import FaceVideoGenerator
+    from mmstable.deploy import export_onnx
 
-    plain_cfg, stable_cfg = build_configs(args.flip)
-    trackers = dict(
-        plain=StableFaceTracker(init_model(plain_cfg, device=args.device)),
-        stable=StableFaceTracker(
-            init_model(stable_cfg, device=args.device),
-            output_raw=args.output_raw))
-    video = FaceVideoGenerator(image_size=256).generate(
-        0, args.warmup + args.frames)
-    box = np.array([[32., 32., 224., 224.]], np.float32)
-    sync = (torch.cuda.synchronize
-            if str(args.device).startswith('cuda') else (lambda: None))
-
-    times = {name: [] for name in trackers}
-    for i, frame in enumerate(video.frames):
-        for name, tracker in trackers.items():
-            sync()
-            start = time.perf_counter()
-            (res, ) = tracker.update(frame, box)
-            sync()
-            if i >= args.warmup:
-                times[name].append(time.perf_counter() - start)
-            assert res.track_id == 0 and res.track_frame == i
-    fps = {k: 1. / statistics.median(v) for k, v in times.items()}
-    ratio = fps['plain'] / fps['stable']
-    print(f'device {args.device}, torch threads {torch.get_num_threads()}, '
-          f'{args.frames} frames, batch 1, flip_test={args.flip}, '
-          f'output_raw={args.output_raw}')
-    print(f'plain  (TopdownPoseEstimator+HeatmapHead+MSRAHeatmap): '
-          f'{fps["plain"]:8.2f} fps')
-    print(f'stable (+ConvLSTMRefineHead+PDCCodec):                 '
-          f'{fps["stable"]:8.2f} fps')
-    print(f'time ratio stable / plain: {ratio:.3f}')
-    return dict(fps=fps, ratio=ratio)
+    rows, tmp = [], tempfile.TemporaryDirectory()
+    num = args.warmup + args.frames
+    for name in args.models:
+        configs = build_configs(name)
+        size = 256
+        video = FaceVideoGenerator(image_size=size).generate(0, num)
+        box = np.array([[32., 32., 224., 224.]], np.float32)
+        for refiner, cfg in configs.items():
+            ckpt = args.demo_checkpoint if name == 'demo' else None
+            torch_model = init_model(cfg, ckpt, device='cpu')
+            path = osp.join(tmp.name, f'{name}_{refiner}.onnx')
+            export_onnx(torch_model, path)
+            for threads in args.threads:
+                torch.set_num_threads(threads)
+                trackers = dict(
+                    torch=StableFaceTracker(torch_model),
+                    ort=StableFaceTracker(
+                        init_model(path, onnx_threads=threads)))
+                res = time_trackers(trackers, video.frames, box, args.warmup)
+                for backend, r in res.items():
+                    rows.append(dict(model=name, refiner=refiner,
+                                     threads=threads, backend=backend, **r))
+    print(f'{args.frames} frames, batch 1, flip test off, per frame: test '
+          'pipeline + model + PDC + tracking (torch threads = ORT '
+          'intra-op threads)')
+    print(f'{"model":6} {"refiner":8} {"thr":>3} {"backend":8} {"fps":>7} '
+          f'{"median ms":>9} {"p95 ms":>7} {"ORT/torch fps":>13}')
+    for r in rows:
+        ratio = ''
+        if r['backend'] == 'ort':
+            ref = next(x for x in rows
+                       if x['backend'] == 'torch' and all(
+                           x[k] == r[k]
+                           for k in ('model', 'refiner', 'threads')))
+            ratio = f'{r["fps"] / ref["fps"]:.2f}'
+        print(f'{r["model"]:6} {"yes" if r["refiner"] else "no":8} '
+              f'{r["threads"]:>3} {r["backend"]:8} {r["fps"]:7.1f} '
+              f'{r["median_ms"]:9.1f} {r["p95_ms"]:7.1f} {ratio:>13}')
+    for name in args.models:
+        for threads in args.threads:
+            for backend in ('torch', 'ort'):
+                sel = {
+                    r['refiner']: r['median_ms']
+                    for r in rows if r['model'] == name
+                    and r['threads'] == threads and r['backend'] == backend
+                }
+                if len(sel) == 2:
+                    print(f'P2 (time with / without refiner) {name} '
+                          f'{backend} {threads} thr: '
+                          f'{sel[True] / sel[False]:.3f}')
+    result = dict(rows=rows)
+    if args.e2e:
+        frames, boxes = e2e_video(args.e2e_frames)
+        cfg = build_configs('demo')[True]
+        torch_model = init_model(cfg, args.demo_checkpoint, device='cpu')
+        path = osp.join(tmp.name, 'demo_e2e.onnx')
+        export_onnx(torch_model, path)
+        result['e2e'] = {}
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            for backend in ('ort', 'torch'):
+                model = torch_model if backend == 'torch' else init_model(
+                    path, onnx_threads=threads)
+                stats = run_e2e(model, frames, boxes)
+                result['e2e'][(backend, threads)] = stats
+                print(f'end to end 640x480, demo model + refiner, {backend}, '
+                      f'{threads} thr: {stats.summary()}')
+    tmp.cleanup()
+    return result
 
 
 if __name__ == '__main__':

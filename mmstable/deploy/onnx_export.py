@@ -200,7 +200,9 @@ def export_onnx(model: nn.Module,
             for (k, (shape, dtype)), v in zip(step.state_spec.items(),
                                               step.zero_state(1))
         },
-        input_names=step.input_names,
+        # the graph's own inputs: a plain model's graph does not use (and
+        # has no) crop_affine
+        input_names=[i.name for i in proto.graph.input],
         output_names=step.output_names,
         test_pipeline=_jsonable([dict(p) for p in pipeline]),
         dataset_meta=_jsonable({

@@ -125,6 +125,7 @@ class OnnxTopdownModel:
                      crop_affine=np.ascontiguousarray(crop_affines,
                                                       np.float32))
         feeds.update(state)
+        feeds = {k: v for k, v in feeds.items() if k in self.input_names}
         return dict(zip(self.output_names, self.session.run(None, feeds)))
 
     def test_step(self, data: dict) -> list:
