@@ -102,8 +102,7 @@ def _normalised_weights(src: Tensor, weights: Optional[Tensor],
 
 def apply_affine(mat: Tensor, points: Tensor) -> Tensor:
     """``mat`` (N, 3, 3) applied to ``points`` (N, K, 2)."""
-    return torch.einsum('nij,nkj->nki', mat[:, :2, :2],
-                        points) + mat[:, None, :2, 2]
+    return points @ mat[:, :2, :2].transpose(1, 2) + mat[:, None, :2, 2]
 
 
 def warp_maps(maps: Tensor, matrix: Tensor, stride: int = 1) -> Tensor:

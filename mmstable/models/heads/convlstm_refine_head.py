@@ -554,15 +554,16 @@ class ConvLSTMRefineHead(BaseHead):
         else:
             heatmaps = self._base_forward(feats)
 
-        batch_heatmaps, runs = self._predict_stateful(heatmaps,
-                                                      batch_data_samples)
+        batch_heatmaps, runs, frame_affines = self._predict_stateful(
+            heatmaps, batch_data_samples)
         preds = self.decode(batch_heatmaps)
         raws = None
         if test_cfg.get('output_raw', False) or \
                 self.keypoint_filter is not None:
             raws = self.decode(heatmaps)
         if self.keypoint_filter is not None:
-            self._filter_predictions(preds, raws, batch_data_samples, runs)
+            self._filter_predictions(preds, raws, batch_data_samples, runs,
+                                     frame_affines)
         if test_cfg.get('output_raw', False):
             # The frozen model's own landmarks o_t, decoded the same way, so
             # one test run reports raw vs refined (docs/conventions.md §4).
@@ -577,10 +578,13 @@ class ConvLSTMRefineHead(BaseHead):
         return preds
 
     def _predict_stateful(self, heatmaps: Tensor,
-                          batch_data_samples: Sequence) -> Tuple[Tensor, list]:
+                          batch_data_samples: Sequence
+                          ) -> Tuple[Tensor, list, Optional[Tensor]]:
         """Refine test frames, carrying one :class:`TrackState` per
-        ``video_id``; returns the refined maps and the runs
-        ``[video_id, frame indices, continues]``.
+        ``video_id``; returns the refined maps, the runs
+        ``[video_id, frame indices, continues]`` and the frames' image →
+        heatmap affines (``None`` when neither the warp nor the keypoint
+        stage needs them).
 
         The batch is cut into clips (``clip_len``, default 1); clips of one
         video that continue each other form a run. A run continues the
@@ -612,9 +616,10 @@ class ConvLSTMRefineHead(BaseHead):
         lengths = [len(frames) for _, frames, _ in runs]
         t_max = max(lengths)
         padded = heatmaps.new_zeros(len(runs), t_max, *heatmaps.shape[1:])
-        affines = None
-        if self.warp_state:
+        affines = frame_affines = None
+        if self.warp_state or self.keypoint_filter is not None:
             frame_affines = self.frame_affines(batch_data_samples, heatmaps)
+        if self.warp_state:
             affines = torch.eye(3).to(heatmaps).repeat(len(runs), t_max, 1,
                                                        1)
         for r, (_, frames, _) in enumerate(runs):
@@ -645,21 +650,34 @@ class ConvLSTMRefineHead(BaseHead):
                 # runs are in batch order: a video's last run wins
                 states[vid] = state.select(r, vid, last[vid])
         self._states = states
-        return out, runs
+        return out, runs, frame_affines
 
-    def _filter_predictions(self, preds: list, raws: list,
-                            batch_data_samples: Sequence, runs: list) -> None:
+    def _filter_predictions(self,
+                            preds: list,
+                            raws: list,
+                            batch_data_samples: Sequence,
+                            runs: list,
+                            frame_affines: Optional[Tensor] = None) -> None:
         """The keypoint stage of test frames, in place on ``preds``: per
         run (see :meth:`_predict_stateful`), the decoded refined and raw
         landmarks in image space through ``keypoint_filter``, its state
-        carried per ``video_id`` like the maps' one."""
+        carried per ``video_id`` like the maps' one. ``frame_affines``
+        (image → heatmap, as :meth:`frame_affines`) saves rebuilding the
+        crops when the decoder has MMPose's ``scale_factor``."""
         measured = torch.as_tensor(
             np.stack([np.asarray(p.keypoints)[0, :, :2] for p in preds]),
             dtype=torch.float32)
         raw = torch.as_tensor(
             np.stack([np.asarray(p.keypoints)[0, :, :2] for p in raws]),
             dtype=torch.float32)
-        crops = self.input_affines(batch_data_samples, measured)
+        scale = getattr(self.decoder, 'scale_factor', None)
+        if frame_affines is not None and scale is not None:
+            # image -> input = (input / heatmap) · (image -> heatmap)
+            crops = torch.diag(measured.new_tensor([*np.asarray(
+                scale, np.float64).reshape(-1)[:2], 1.])) @ frame_affines.to(
+                    measured)
+        else:
+            crops = self.input_affines(batch_data_samples, measured)
         inverse = torch.linalg.inv(crops.double()).float()
         measured = apply_affine(inverse, measured)
         raw = apply_affine(inverse, raw)
