@@ -127,9 +127,28 @@ def parse_args(argv=None):
                         help='frame rate of the output video (default: the '
                         'source\'s, 30 for cameras and folders)')
     parser.add_argument('--threads', type=int, default=None,
-                        help='torch CPU threads')
+                        help='torch CPU threads (ONNX Runtime\'s for an '
+                        '.onnx --config)')
+    parser.add_argument(
+        '--realtime', action='store_true',
+        help='real-time loop (mmstable.deploy.RealtimeFaceLoop): the next '
+        'crop from the current landmarks (--track-by landmarks), the '
+        'detector only to start tracks and when a track\'s score drops, a '
+        'video file played as a camera at its fps with late frames dropped; '
+        'prints fps and latency, writes the JSON of the processed frames '
+        '(no video, no plot)')
+    parser.add_argument('--show', action='store_true',
+                        help='--realtime: a live window (needs a display)')
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='--realtime: re-detect when a track\'s mean '
+                        'landmark score drops below this')
     args = parser.parse_args(argv)
-    if args.checkpoint is None and not args.random_weights:
+    if args.config.endswith('.onnx'):
+        # an exported model (tools/deploy/export_onnx.py) has its weights
+        if args.checkpoint is not None or args.random_weights:
+            raise UsageError('--config is an exported .onnx model: it takes '
+                             'no --checkpoint / --random-weights')
+    elif args.checkpoint is None and not args.random_weights:
         raise UsageError('no --checkpoint: pass the model weights with '
                          '--checkpoint CKPT (or --random-weights to debug '
                          'on random weights)')
@@ -393,6 +412,8 @@ def load_model(args):
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'--config {args.config}: no such file; pass '
                                 'a model config (.py)')
+    if args.config.endswith('.onnx'):
+        return init_model(args.config, onnx_threads=args.threads)
     try:
         cfg = Config.fromfile(args.config)
     except Exception as e:  # syntax errors, bad _base_, ...
@@ -463,6 +484,8 @@ def main(argv=None) -> dict:
                         f'--bbox-file {args.bbox_file}: frame {index}')
     check_filter(args.filter)
     model = load_model(args)
+    if args.realtime:
+        return run_realtime(args, source, model, bbox_file, out_json)
     tracker = StableFaceTracker(
         model, detector=build_detector(args), filter=args.filter,
         iou_thr=args.iou_thr, track_by=args.track_by,
@@ -551,6 +574,71 @@ def main(argv=None) -> dict:
                 num_frames=len(records), fps=fps, mav=mav,
                 unread_frames=unread, first_unread_frame=first_unread,
                 source=args.source)
+
+
+def run_realtime(args, source, model, bbox_file, out_json) -> dict:
+    """``--realtime``: :class:`mmstable.deploy.RealtimeFaceLoop` over the
+    source; prints fps and latency, writes the processed frames' JSON."""
+    from mmstable.apis import StableFaceTracker
+    from mmstable.deploy import RealtimeFaceLoop
+    detector = build_detector(args)
+    current = {'index': 0}
+    if bbox_file is not None:
+        def detector(frame):  # noqa: F811
+            return bbox_file.get(current['index'], np.zeros((0, 4)))
+    elif args.full_frame:
+        def detector(frame):  # noqa: F811
+            h, w = frame.shape[:2]
+            return np.array([[0, 0, w, h]], np.float32)
+    tracker = StableFaceTracker(
+        model, filter=args.filter, iou_thr=args.iou_thr,
+        track_by='landmarks', max_faces=args.max_faces,
+        invalid_boxes=args.invalid_boxes)
+    loop = RealtimeFaceLoop(tracker, detector, score_thr=args.score_thr)
+    show = args.show and _has_display()
+    if args.show and not show:
+        print('demo_video.py: --show: no display here; running without a '
+              'window', file=sys.stderr)
+    records = []
+
+    def frames():
+        for index, frame in source:
+            current['index'] = index
+            yield index, frame
+
+    def on_result(index, frame, results):
+        records.append(frame_record(index, frame, results))
+        if show:
+            cv2.imshow('mmstable', draw(frame, results, 'stable', 'stable'))
+            cv2.waitKey(1)
+
+    os.makedirs(args.out_dir, exist_ok=True)
+    try:
+        # a camera delivers in real time already; a file is played at its fps
+        stats = loop.run(frames(), fps=None if source.is_camera else
+                         (args.fps or source.fps or 30.),
+                         on_result=on_result, max_frames=args.max_frames)
+    finally:
+        source.close()
+        if show:
+            cv2.destroyAllWindows()
+    with open(out_json, 'w') as f:
+        json.dump(dict(source=args.source, config=args.config,
+                       checkpoint=args.checkpoint, realtime=True,
+                       num_frames=len(records), dropped=stats.dropped,
+                       detector_runs=stats.detector_runs, frames=records), f)
+    print(f'realtime: {stats.summary()}')
+    print(f'wrote {out_json}')
+    return dict(json=out_json, num_frames=len(records), fps=stats.fps,
+                dropped=stats.dropped, detector_runs=stats.detector_runs,
+                latency_median_ms=stats.latency_ms(0.5),
+                latency_p95_ms=stats.latency_ms(0.95), unread_frames=0,
+                first_unread_frame=None, source=args.source)
+
+
+def _has_display() -> bool:
+    return bool(os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')
+                or sys.platform in ('darwin', 'win32'))
 
 
 def cli(argv=None) -> int:

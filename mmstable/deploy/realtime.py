@@ -108,7 +108,7 @@ class RealtimeFaceLoop:
         if not keep or len(keep) < len(results):
             self._boxes = None  # lost or weak: the detector runs next
         else:
-            boxes = [_clipped_box(r.keypoints, w, h) for r in keep]
+            boxes = [_landmark_box(r.keypoints, w, h) for r in keep]
             self._boxes = None if any(b is None for b in boxes) else \
                 np.stack(boxes)
         return results
@@ -150,12 +150,12 @@ class RealtimeFaceLoop:
                          latencies)
 
 
-def _clipped_box(keypoints: np.ndarray, width: int,
-                 height: int) -> Optional[np.ndarray]:
-    """The landmarks' box clipped to the frame (``None``: nothing left)."""
+def _landmark_box(keypoints: np.ndarray, width: int,
+                  height: int) -> Optional[np.ndarray]:
+    """The landmarks' box (the tracker's next crop; it may reach outside
+    the frame), ``None`` when it lies entirely outside the frame."""
     lo, hi = keypoints.min(0), keypoints.max(0)
-    x1, y1 = max(lo[0], 0.), max(lo[1], 0.)
-    x2, y2 = min(hi[0], width - 1.), min(hi[1], height - 1.)
-    if x2 <= x1 or y2 <= y1:
+    if hi[0] < 0 or hi[1] < 0 or lo[0] > width - 1 or lo[1] > height - 1 \
+            or not (hi > lo).all():
         return None
-    return np.array([x1, y1, x2, y2], np.float32)
+    return np.concatenate([lo, hi]).astype(np.float32)
