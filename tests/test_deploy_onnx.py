@@ -139,16 +139,17 @@ def test_demo_state_is_carried(demo):
 def test_wflw_hrnet_tracker_100_frames():
     """configs/wflw_hrnet_jitter.py (HRNetV2-W18, 98 landmarks, the refiner
     and its keypoint stage; random weights): torch vs ONNX over 100 frames,
-    state carried. At 128x128 input (32x32 maps) instead of 256x256 to fit
-    the suite's time budget (the graph is the same; 256x256 measured by hand
-    with the same code: see the issue 13 report)."""
+    state carried. At 64x64 input (16x16 maps) instead of 256x256 to fit
+    the suite's time budget (the same graph at a quarter of the side;
+    256x256 with the same code, by hand: 7.6e-5 px refined, 3.3e-5 px raw
+    over 100 frames, 67 s)."""
     model = _refiner_model(
         WFLW, cfg_options={
-            'model.head.decoder.input_size': (128, 128),
-            'model.head.decoder.heatmap_size': (32, 32),
-            'test_dataloader.dataset.pipeline.2.input_size': (128, 128)
+            'model.head.decoder.input_size': (64, 64),
+            'model.head.decoder.heatmap_size': (16, 16),
+            'test_dataloader.dataset.pipeline.2.input_size': (64, 64)
         })
-    assert model.head.decoder.input_size == (128, 128)
+    assert model.head.decoder.input_size == (64, 64)
     frames, boxes = synthetic_clip(100, faces=1)
     with _tmp_onnx() as path:
         export_onnx(model, path)
