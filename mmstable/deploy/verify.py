@@ -1,6 +1,6 @@
 """Does an exported model track like its torch original? (issue 13's
 acceptance: ≤ 1e-3 px over a 100-frame clip with the state carried.)"""
-from typing import Dict, Optional, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 
@@ -40,9 +40,7 @@ def track_agreement(reference,
                     candidate,
                     frames: Sequence[np.ndarray],
                     boxes: Sequence[np.ndarray],
-                    track_by: str = 'bbox',
-                    reference_tracker: Optional[object] = None
-                    ) -> Dict[str, float]:
+                    track_by: str = 'bbox') -> Dict[str, float]:
     """Run both models through :class:`~mmstable.apis.StableFaceTracker`
     on the same frames and boxes; the largest differences (image pixels)
     of the landmarks and of the raw landmarks, and the frames compared.
