@@ -341,3 +341,25 @@ def test_demo_video_realtime_with_onnx(demo, tmp_path):
     with open(out['json']) as f:
         record = json.load(f)
     assert record['realtime'] and len(record['frames']) == out['num_frames']
+
+
+def test_onnx_track_states_continuation_rule():
+    """As ConvLSTMRefineHead: a face continues its track's state iff its
+    frame_id follows the track's last one by 1..max_frame_gap; a track
+    absent from a call is dropped; no video_id: initial state."""
+    from mmstable.deploy import OnnxTrackStates
+    spec = {'state_x': ((2, ), 'float32', 'zeros')}
+    zeros = {'state_x': np.zeros((1, 2), np.float32)}
+    store = OnnxTrackStates(spec, zeros, max_frame_gap=2)
+    keys = [('a', 0), ('b', 0)]
+    assert store.gather(keys)['state_x'].tolist() == [[0, 0], [0, 0]]
+    store.scatter(keys, {'state_x': np.array([[1, 1], [2, 2]], np.float32)})
+    # a: gap 2 (continues), b: gap 3 (resets), None: no track
+    got = store.gather([('a', 2), ('b', 3), None])['state_x']
+    assert got.tolist() == [[1, 1], [0, 0], [0, 0]]
+    store.scatter([('a', 2)], {'state_x': np.array([[5, 5]], np.float32)})
+    # b was absent from the last call: dropped
+    got = store.gather([('a', 3), ('b', 1)])['state_x']
+    assert got.tolist() == [[5, 5], [0, 0]]
+    store.reset_state()
+    assert store.gather([('a', 4)])['state_x'].tolist() == [[0, 0]]
