@@ -108,9 +108,10 @@ def test_frozen_modules_are_bit_identical_after_adam_steps():
     inputs, samples = clip_batch()
     for _ in range(3):
         losses = model.loss(inputs, samples)
-        assert set(losses) == {'loss_kpt', 'acc_pose'}
+        # + the keypoint stage's loss (filmed clips: no pseudo_clip)
+        assert set(losses) == {'loss_kpt', 'loss_filter', 'acc_pose'}
         optim.zero_grad()
-        losses['loss_kpt'].backward()
+        (losses['loss_kpt'] + losses['loss_filter']).backward()
         optim.step()
 
     for k, v in frozen_state(model).items():
@@ -190,17 +191,24 @@ def test_builds_from_mmpose_configs(tmp_path, rel_path, num_keypoints):
 def test_raw_keypoints_are_mapped_to_image_space_like_keypoints():
     """An untrained refiner returns o_t exactly (zero-initialised Δ), so with
     ``output_raw`` the frozen model's landmarks equal the refined ones in
-    image space: both went through the same input → image mapping."""
-    model = build_tiny(test_cfg=dict(flip_test=False, output_raw=True))
-    model.eval()
-    inputs, samples = clip_batch(num_clips=1, clip_len=2)
-    for ds in samples:
-        ds.set_metainfo(dict(input_center=np.array([50., 60.]),
-                             input_scale=np.array([128., 128.])))
-        ds.gt_instances.bboxes = np.array([[0., 0., 100., 100.]])
-        ds.gt_instances.bbox_scores = np.ones(1)
-    with torch.no_grad():
-        out = model.predict(inputs, samples)
-    for ds in out:
-        kpts = ds.pred_instances.keypoints
-        np.testing.assert_allclose(ds.pred_instances.raw_keypoints, kpts)
+    image space: both went through the same input → image mapping. (The
+    keypoint stage then filters; on a track's first frame it returns its
+    measurement, so that frame is equal with it too.)"""
+    for keypoint_filter in (None, dict(type='AdaptiveKalmanFilter')):
+        head = dict(TINY_MODEL['head'], keypoint_filter=keypoint_filter)
+        model = build_tiny(head=head,
+                           test_cfg=dict(flip_test=False, output_raw=True))
+        model.eval()
+        inputs, samples = clip_batch(num_clips=1, clip_len=2)
+        for ds in samples:
+            ds.set_metainfo(dict(input_center=np.array([50., 60.]),
+                                 input_scale=np.array([128., 128.])))
+            ds.gt_instances.bboxes = np.array([[0., 0., 100., 100.]])
+            ds.gt_instances.bbox_scores = np.ones(1)
+        with torch.no_grad():
+            out = model.predict(inputs, samples)
+        frames = out if keypoint_filter is None else out[:1]
+        for ds in frames:
+            kpts = ds.pred_instances.keypoints
+            np.testing.assert_allclose(ds.pred_instances.raw_keypoints, kpts,
+                                       rtol=1e-6, atol=1e-4)
