@@ -26,7 +26,8 @@ import numpy as np
 from ..synthetic.generator import (_IMWRITE_PARAMS, DEFAULT_SPLIT_SIZES,
                                    FORMAT_VERSION, FaceVideoGenerator,
                                    _annotation, _check_frames, check_split,
-                                   default_ann_file, video_key)
+                                   default_ann_file, video_key,
+                                   write_coco_split)
 from .animate import animate_photo
 from .fetch import sha256_file
 from .teachers import LICENCE, label_file, load_faces
@@ -126,17 +127,8 @@ def write_real_split(out_dir: str,
         labels_sha256=sha256_file(label_file(faces_root, split)),
         identities=sorted(people), real_format=REAL_FORMAT_VERSION,
         licence=LICENCE)
-    data = dict(info=info, images=images, annotations=annotations,
-                categories=[dict(supercategory='person', id=1, name='face',
-                                 keypoints=[], skeleton=[])])
-    path = osp.join(out_dir, ann_file)
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
-    return dict(info, ann_file=path, num_images=len(images),
-                seconds=time.perf_counter() - t0)
+    return write_coco_split(out_dir, ann_file, info, images, annotations,
+                            t0)
 
 
 def frame_landmarks(ann_path: str) -> np.ndarray:

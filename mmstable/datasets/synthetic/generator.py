@@ -337,6 +337,16 @@ def write_split(out_dir: str,
         version=FORMAT_VERSION, split=split, seed=int(seed),
         num_videos=int(num_videos), num_frames=int(num_frames),
         img_ext=img_ext, generator=generator.config())
+    return write_coco_split(out_dir, ann_file, info, images, annotations,
+                            t0)
+
+
+def write_coco_split(out_dir: str, ann_file: str, info: dict, images: list,
+                     annotations: list, t0: float) -> Dict:
+    """Write a split's MMPose COCO-style annotation file atomically (last,
+    so an interrupted run leaves none); returns ``info`` with
+    ``ann_file``, ``num_images`` and ``seconds`` since ``t0``
+    (``time.perf_counter()``)."""
     data = dict(info=info, images=images, annotations=annotations,
                 categories=[dict(supercategory='person', id=1, name='face',
                                  keypoints=[], skeleton=[])])
