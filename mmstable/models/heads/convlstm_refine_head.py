@@ -358,23 +358,7 @@ class ConvLSTMRefineHead(BaseHead):
         size = x.shape[-2:]
 
         if self.warp_state:
-            if affines is None:
-                affines = torch.eye(
-                    3, dtype=heatmaps.dtype,
-                    device=heatmaps.device).expand(b, t, 3, 3)
-            affines = affines.to(heatmaps)
-            # padded frames (pad_clips fills 0) get the identity crop
-            eye = torch.eye(3).to(affines)
-            affines = torch.where(
-                torch.linalg.det(affines).abs()[..., None, None] > 1e-12,
-                affines, eye)
-            with torch.no_grad():
-                kpts, scores = _argmax_keypoints(flat.detach())
-                # heatmap pixels -> image space, where S_t is fitted
-                kpts = apply_affine(
-                    torch.linalg.inv(affines.flatten(0, 1)),
-                    kpts).unflatten(0, (b, t))
-                scores = scores.unflatten(0, (b, t))
+            affines, kpts, scores = self._warp_inputs(heatmaps, affines)
         predicted = self.motion_compensation == 'predicted'
         gated = self.memory == 'gated'
         carry = state is not None
@@ -424,6 +408,30 @@ class ConvLSTMRefineHead(BaseHead):
             return torch.stack(outputs, 1), state
         delta = self._delta(torch.stack(hidden, 1), x, heatmaps)
         return heatmaps + delta, state
+
+    @staticmethod
+    def _warp_inputs(heatmaps: Tensor, affines: Optional[Tensor]
+                     ) -> Tuple[Tensor, Tensor, Tensor]:
+        """What carrying the state needs for B clips of T frames: the crops'
+        affines (B, T, 3, 3) (identity for ``None`` and for padded frames,
+        which ``pad_clips`` fills with 0), and the frozen model's raw
+        keypoints (B, T, K, 2) in image space, where S_t is fitted, with
+        their scores (B, T, K). ``heatmaps``: (B, T, K, H, W)."""
+        b, t = heatmaps.shape[:2]
+        if affines is None:
+            affines = torch.eye(3, dtype=heatmaps.dtype,
+                                device=heatmaps.device).expand(b, t, 3, 3)
+        affines = affines.to(heatmaps)
+        eye = torch.eye(3).to(affines)
+        affines = torch.where(
+            torch.linalg.det(affines).abs()[..., None, None] > 1e-12,
+            affines, eye)
+        with torch.no_grad():
+            kpts, scores = _argmax_keypoints(heatmaps.flatten(0, 1).detach())
+            # heatmap pixels -> image space
+            kpts = apply_affine(torch.linalg.inv(affines.flatten(0, 1)),
+                                kpts).unflatten(0, (b, t))
+        return affines, kpts, scores.unflatten(0, (b, t))
 
     def _gated_step(self, h: Tensor, x: Tensor, heatmaps: Tensor,
                     state: TrackState) -> Tensor:

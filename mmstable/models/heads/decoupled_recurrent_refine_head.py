@@ -12,11 +12,9 @@ from mmpose.registry import MODELS
 from mmpose.utils.typing import (ConfigType, Features, OptConfigType,
                                  OptSampleList, Predictions)
 
-from mmstable.structures import (TrackState, apply_affine, clip_mask,
-                                 pad_clips, split_clips)
+from mmstable.structures import TrackState, clip_mask, pad_clips, split_clips
 from ..layers import ConvLSTMCell
-from .convlstm_refine_head import (ConvLSTMRefineHead, _argmax_keypoints,
-                                   _avg_pool)
+from .convlstm_refine_head import ConvLSTMRefineHead, _avg_pool
 
 
 @MODELS.register_module()
@@ -250,21 +248,7 @@ class DecoupledRecurrentRefineHead(ConvLSTMRefineHead):
         u = self.invariant_proj(flat_x)
 
         if self.warp_state:
-            if affines is None:
-                affines = torch.eye(3).to(heatmaps).expand(b, t, 3, 3)
-            affines = affines.to(heatmaps)
-            # padded frames (pad_clips fills 0) get the identity crop
-            eye = torch.eye(3).to(affines)
-            affines = torch.where(
-                torch.linalg.det(affines).abs()[..., None, None] > 1e-12,
-                affines, eye)
-            with torch.no_grad():
-                kpts, scores = _argmax_keypoints(
-                    heatmaps.flatten(0, 1).detach())
-                kpts = apply_affine(
-                    torch.linalg.inv(affines.flatten(0, 1)),
-                    kpts).unflatten(0, (b, t))
-                scores = scores.unflatten(0, (b, t))
+            affines, kpts, scores = self._warp_inputs(heatmaps, affines)
         carry = state is not None
         if state is None:
             state = TrackState.zeros(b, self.state_channels, x.shape[-2:],
