@@ -6,6 +6,8 @@ from mmcv.transforms import BaseTransform
 
 from mmpose.registry import TRANSFORMS
 
+from .make_motion_clip import MakeMotionClip
+
 
 @TRANSFORMS.register_module()
 class DetectorBoxJitter(BaseTransform):
@@ -55,21 +57,8 @@ class DetectorBoxJitter(BaseTransform):
         self.size = float(size)
         self.exact_prob = float(exact_prob)
 
-    @staticmethod
-    def face_size(frame: Dict) -> float:
-        kpts = frame.get('keypoints')
-        if kpts is not None:
-            kpts = np.asarray(kpts, np.float64).reshape(-1, 2)
-            vis = frame.get('keypoints_visible')
-            vis = (np.ones(len(kpts), bool) if vis is None else
-                   np.asarray(vis).reshape(-1) > 0)
-            kpts = kpts[vis & np.isfinite(kpts).all(1)]
-            if len(kpts) >= 2:
-                w, h = kpts.max(0) - kpts.min(0)
-                if w * h > 0:
-                    return float(np.sqrt(w * h))
-        scale = np.asarray(frame['bbox_scale'], np.float64).reshape(-1)[:2]
-        return float(np.sqrt(scale[0] * scale[1]) / 1.25)
+    #: the face size of a frame, as :class:`MakeMotionClip` measures it
+    face_size = staticmethod(MakeMotionClip.face_size)
 
     def transform(self, results: Dict) -> Optional[Dict]:
         if 'frames' not in results:
