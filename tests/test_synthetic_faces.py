@@ -272,13 +272,19 @@ def test_bad_arguments_raise_clear_errors(tmp_path):
     assert not osp.exists(osp.join(tmp_path, 'annotations'))
 
 
-def test_cli_writes_all_splits(tmp_path, capsys):
+def _make_synthetic_faces_cli():
+    """tools/dataset_converters/make_synthetic_faces.py as a module."""
     path = osp.join(REPO, 'tools', 'dataset_converters',
                     'make_synthetic_faces.py')
     spec = importlib.util.spec_from_file_location('make_synthetic_faces',
                                                   path)
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
+    return cli
+
+
+def test_cli_writes_all_splits(tmp_path, capsys):
+    cli = _make_synthetic_faces_cli()
     out = str(tmp_path / 'synthetic')
     cli.main([
         '--out', out, '--videos', '2', '--frames', '2', '--val-videos', '1',
@@ -303,12 +309,7 @@ def test_cli_writes_all_splits(tmp_path, capsys):
 def test_cli_writes_refiner_training_videos_per_preset(tmp_path, capsys):
     """--clip-videos: the four presets' training videos (new identities:
     seed + 1), read as clips by VideoClipDataset."""
-    path = osp.join(REPO, 'tools', 'dataset_converters',
-                    'make_synthetic_faces.py')
-    spec = importlib.util.spec_from_file_location('make_synthetic_faces',
-                                                  path)
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = _make_synthetic_faces_cli()
     out = str(tmp_path / 'synthetic')
     cli.main([
         '--out', out, '--splits', 'val', '--val-videos', '1', '--val-frames',
