@@ -187,29 +187,23 @@ def test_dataset_has_the_synthetic_scenario_keys(tmp_path, faces_root):
     assert {i['identity'] for i in infos} == {0}  # one person: p3
     assert infos[0]['keypoints'].shape == (1, 68, 2)
     # cached: a second build animates nothing
-    mtime = (tmp_path / 'videos/annotations/'
-             'face_landmarks_synthetic_test_fast.json').stat().st_mtime_ns
-    DATASETS.build(dict(
+    ann = (tmp_path / 'videos' / 'annotations' /
+           'face_landmarks_synthetic_test_fast.json')
+    mtime = ann.stat().st_mtime_ns
+    same = dict(
         type='RealFaceVideoDataset', data_root=str(tmp_path / 'videos'),
         faces_root=faces_root, split='test', presets=['fast'],
         num_videos=1, num_frames=3, generator=SMALL, test_mode=True,
-        pipeline=[]))
-    assert (tmp_path / 'videos/annotations/'
-            'face_landmarks_synthetic_test_fast.json'
-            ).stat().st_mtime_ns == mtime
+        pipeline=[])
+    DATASETS.build(same)
+    assert ann.stat().st_mtime_ns == mtime
     # relabelled photos: the videos are animated again
     labels = f'{faces_root}/annotations/teacher_labels_test.json'
     data = json.load(open(labels))
     data['annotations'][0]['keypoints'][0] += 1.
     json.dump(data, open(labels, 'w'))
-    ds = DATASETS.build(dict(
-        type='RealFaceVideoDataset', data_root=str(tmp_path / 'videos'),
-        faces_root=faces_root, split='test', presets=['fast'],
-        num_videos=1, num_frames=3, generator=SMALL, test_mode=True,
-        pipeline=[]))
-    assert (tmp_path / 'videos/annotations/'
-            'face_landmarks_synthetic_test_fast.json'
-            ).stat().st_mtime_ns != mtime
+    ds = DATASETS.build(same)
+    assert ann.stat().st_mtime_ns != mtime
 
 
 def test_missing_labels_name_the_tool(tmp_path):
