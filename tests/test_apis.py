@@ -474,6 +474,25 @@ def test_haar_detector_fires_on_synthetic_faces():
     assert det(np.zeros((64, 64, 3), np.uint8)).shape == (0, 5)
 
 
+def test_haar_boxes_become_landmark_boxes():
+    frames, _ = synthetic_frames(1, size=128, seed=1)
+    x1, y1, x2, y2, _ = HaarFaceDetector(box_on_landmark_box=None)(
+        frames[0])[0]
+    (box, ) = HaarFaceDetector(box_on_landmark_box=(0.1, -0.2, 1.25))(
+        frames[0])
+    # landmark box side = Haar side / 1.25; its centre is 0.2 of that side
+    # below the Haar centre and 0.1 of it to the left
+    s = (x2 - x1) / 1.25
+    cx, cy = (x1 + x2) / 2 - 0.1 * s, (y1 + y2) / 2 + 0.2 * s
+    np.testing.assert_allclose(
+        box, [cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2, 1.], rtol=1e-5)
+    # the default is the offset measured on the registry faces
+    assert HaarFaceDetector().box_on_landmark_box == (-0.003, -0.181, 1.18)
+    for bad in [(0., 0.), (0., 0., 0.), (0., float('nan'), 1.)]:
+        with pytest.raises(ValueError, match='box_on_landmark_box'):
+            HaarFaceDetector(box_on_landmark_box=bad)
+
+
 def test_tracker_needs_an_inference_model(tiny_plain):
     from mmpose.registry import MODELS
     from mmengine.config import Config

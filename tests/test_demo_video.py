@@ -512,3 +512,67 @@ def test_bad_inputs_and_options(models, clip, tmp_path, capsys):
         assert err.startswith('demo_video.py: error: '), err
         for part in parts:
             assert part in err, (part, err)
+
+
+# ---------------------------------- default model (issue 11), --gt-file
+def test_default_model_is_the_real_face_model(models, clip, tmp_path, capsys,
+                                              monkeypatch):
+    import mmstable.apis.default_model as default_model
+    video, _ = clip
+    monkeypatch.setattr(default_model, '_ROOT', str(tmp_path))
+    # not built yet: a clear message, exit 2, nothing written, no weights
+    code, err = run_cli(capsys, video, '--out-dir', tmp_path / 'out',
+                        '--full-frame')
+    assert code == 2 and 'default real-face model has not been built' in err
+    assert 'make demo' in err and not osp.exists(tmp_path / 'out')
+    code, err = run_cli(capsys, video, '--checkpoint', 'x.pth', '--out-dir',
+                        tmp_path / 'out')
+    assert code == 2 and '--checkpoint / --random-weights need --config' in err
+    # built: make demo's layout (config + work dir with last_checkpoint)
+    cfg, ckpt = models['stable']
+    os.makedirs(tmp_path / 'configs' / 'demo')
+    os.makedirs(tmp_path / 'work_dirs' / 'demo' / 'real_refiner')
+    with open(cfg) as f:
+        (tmp_path / 'configs/demo/real_jitter.py').write_text(f.read())
+    (tmp_path / 'work_dirs/demo/real_refiner/last_checkpoint').write_text(
+        ckpt)
+    code, _ = run_cli(capsys, video, '--out-dir', tmp_path / 'out',
+                      '--full-frame', '--device', 'cpu')
+    assert code == 0
+    with open(tmp_path / 'out' / 'face.json') as f:
+        out = json.load(f)
+    assert (out['config'], out['checkpoint']) == (
+        str(tmp_path / 'configs/demo/real_jitter.py'), ckpt)
+
+
+def test_gt_file_scores_stabilised_and_raw(models, clip, tmp_path, capsys):
+    frames, kpts = synthetic_frames(12, size=96, seed=3)
+    video, boxes = clip
+    gt = tmp_path / 'face_gt.json'
+    gt.write_text(json.dumps(dict(frames=[
+        dict(frame_id=t, keypoints=k.tolist()) for t, k in enumerate(kpts)
+        if t != 5])))  # frame 5 has no ground truth
+    bbox_file = tmp_path / 'boxes.json'
+    bbox_file.write_text(json.dumps([[b.tolist()] for b in boxes[:10]]))
+    out = run(models, 'stable', video, tmp_path / 'out', '--bbox-file',
+              str(bbox_file), '--gt-file', str(gt))  # frames 10, 11: no face
+    assert 'against' in capsys.readouterr().out
+    with open(out['json']) as f:
+        data = json.load(f)
+    s = data['ground_truth']
+    assert (s['frames'], s['missed']) == (11, 2)
+    for name, key in (('stabilised', 'keypoints'), ('raw', 'raw_keypoints')):
+        # NME by hand: mean point error over the outer-eye-corner distance,
+        # averaged over the 9 frames with a face and ground truth
+        errs = [np.linalg.norm(np.array(r['faces'][0][key]) - kpts[t], axis=1)
+                .mean() / np.linalg.norm(kpts[t][36] - kpts[t][45])
+                for t, r in enumerate(data['frames']) if t not in (5, 10, 11)]
+        assert s['NME'][name] == pytest.approx(100 * np.mean(errs), rel=1e-6)
+        assert np.isfinite(s['NMF'][name])
+    # a landmark file that is not one: exit 1 before anything is written
+    gt.write_text('[]')
+    code, err = run_cli(capsys, video, '--config', models['stable'][0],
+                        '--checkpoint', models['stable'][1], '--out-dir',
+                        tmp_path / 'out2', '--full-frame', '--gt-file', gt)
+    assert code == 1 and 'no "frames" list' in err
+    assert not osp.exists(tmp_path / 'out2')

@@ -3,6 +3,7 @@ puts the photo's pixels where the warped landmarks say, deterministically;
 splits animate only their own identities; the dataset reads like the
 synthetic one (scenario keys ``<preset>_<box_mode>``)."""
 import json
+import os.path as osp
 
 import cv2
 import numpy as np
@@ -263,3 +264,31 @@ def test_webcam_clip_and_its_landmark_json(tmp_path, faces_root):
     np.testing.assert_allclose(
         np.array([f['keypoints'] for f in meta['frames']]), video.keypoints,
         atol=2e-3)
+
+
+def test_make_synthetic_faces_cli_writes_real_textured_clips(
+        tmp_path, faces_root, capsys):
+    """``make_synthetic_faces.py --faces-root``: the real-face demo's refiner
+    training videos, one file per preset, training identities only."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('msf', osp.join(
+        osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools',
+        'dataset_converters', 'make_synthetic_faces.py'))
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    out = tmp_path / 'real'
+    cli.main(['--out', str(out), '--faces-root', faces_root, '--splits',
+              '--clip-videos', '2', '--clip-frames', '3', '--image-size',
+              '96', '--face-size', '40', '60'])
+    for preset in ('still', 'talking', 'moving', 'fast'):
+        data = json.load(open(
+            out / f'annotations/face_landmarks_synthetic_train_{preset}.json'))
+        assert data['info']['identities'] == ['p0', 'p1']
+        assert data['info']['faces_root'] == faces_root
+        assert [im['video_id'] for im in data['images']][::3] == [
+            f'train_{preset}_000', f'train_{preset}_001']
+    assert not (out / 'annotations/face_landmarks_synthetic_train.json'
+                ).exists()  # --splits with no split: clips only
+    with pytest.raises(SystemExit, match='teacher labels'):
+        cli.main(['--out', str(out), '--faces-root', str(tmp_path / 'none'),
+                  '--splits', 'val', '--val-videos', '1'])

@@ -38,7 +38,14 @@ naming the file and the fix, no traceback):
 Usage::
 
     python tools/demo_video.py VIDEO_OR_CAMERA_INDEX_OR_FOLDER \\
-        --config CONFIG --checkpoint CKPT --out-dir OUT [--side-by-side]
+        [--config CONFIG --checkpoint CKPT] --out-dir OUT [--side-by-side]
+
+Without ``--config`` it runs the default real-face model that ``make demo``
+builds (``configs/demo/real_jitter.py`` + ``work_dirs/demo/real_refiner``:
+an image model trained on real-textured faces, issue 11, and the refiner on
+top); until it is built it says so and exits 2. ``--gt-file`` (a landmark
+JSON as ``tools/dataset_converters/make_real_face_clip.py`` writes) scores
+the stabilised and the raw landmarks against known ones (NME, NMF).
 """
 import argparse
 import json
@@ -77,8 +84,11 @@ def parse_args(argv=None):
     parser.add_argument(
         'source', help='video file, camera index (e.g. 0) or a folder of '
         'frames (sorted by name)')
-    parser.add_argument('--config', required=True, help='model config')
-    parser.add_argument('--checkpoint', help='model weights (required)')
+    parser.add_argument(
+        '--config', help='model config (default: the real-face model '
+        'make demo builds, with its checkpoint)')
+    parser.add_argument('--checkpoint',
+                        help='model weights (required with --config)')
     parser.add_argument(
         '--random-weights', action='store_true',
         help='run without --checkpoint, on random weights (debugging only: '
@@ -142,7 +152,19 @@ def parse_args(argv=None):
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='--realtime: re-detect when a track\'s mean '
                         'landmark score drops below this')
+    parser.add_argument(
+        '--gt-file', help='known landmarks of the video (make_real_face_'
+        'clip.py\'s JSON): print NME and NMF of stabilised and raw, and '
+        'add them to the output JSON ("ground_truth")')
     args = parser.parse_args(argv)
+    if args.config is None:
+        if args.checkpoint is not None or args.random_weights:
+            raise UsageError('--checkpoint / --random-weights need --config')
+        from mmstable.apis import default_face_model
+        try:
+            args.config, args.checkpoint = default_face_model()
+        except FileNotFoundError as e:
+            raise UsageError(str(e)) from e
     if args.config.endswith('.onnx'):
         # an exported model (tools/deploy/export_onnx.py) has its weights
         if args.checkpoint is not None or args.random_weights:
@@ -391,7 +413,7 @@ def check_input_files(args) -> None:
     """Every input file given exists and is a file (URLs of checkpoints
     excepted: MMEngine downloads them)."""
     for flag in ('config', 'checkpoint', 'bbox_file', 'det_config',
-                 'det_checkpoint'):
+                 'det_checkpoint', 'gt_file'):
         path = getattr(args, flag)
         if path is None or '://' in path:
             continue
@@ -473,9 +495,14 @@ def main(argv=None) -> dict:
         {'source': None if source.is_camera else args.source,
          '--bbox-file': args.bbox_file, '--config': args.config,
          '--checkpoint': args.checkpoint, '--det-config': args.det_config,
-         '--det-checkpoint': args.det_checkpoint},
+         '--det-checkpoint': args.det_checkpoint,
+         '--gt-file': args.gt_file},
         hint='pass another --out-dir')
     bbox_file = load_bbox_file(args.bbox_file) if args.bbox_file else None
+    gt_track = None
+    if args.gt_file:
+        from mmstable.evaluation import load_ground_truth_track
+        gt_track = load_ground_truth_track(args.gt_file)
     if bbox_file and source.frame_size and args.invalid_boxes == 'error':
         # a video has one size: boxes outside it are refused before anything
         # is written (a folder's images are checked frame by frame)
@@ -554,12 +581,19 @@ def main(argv=None) -> dict:
         raise ValueError(f'{args.source}: no frames could be read (empty '
                          'video, or no readable image)')
     unread, first_unread = source.unread(num_read, args.max_frames)
+    scores = None
+    if gt_track is not None:
+        from mmstable.evaluation import score_against_ground_truth
+        read = {r['frame_id'] for r in records}
+        scores = score_against_ground_truth(
+            records, {t: k for t, k in gt_track.items() if t in read})
 
     with open(out_json, 'w') as f:
         json.dump(
             dict(source=args.source, config=args.config,
                  checkpoint=args.checkpoint, num_frames=len(records),
                  unread_frames=unread, first_unread_frame=first_unread,
+                 **({} if scores is None else dict(ground_truth=scores)),
                  frames=records), f)
     mav = plot_stability(records, out_png)
     fps = len(records) / max(elapsed, 1e-9)
@@ -569,9 +603,15 @@ def main(argv=None) -> dict:
     if mav:
         print('MAV of the longest track: ' +
               ', '.join(f'{k} {v:.4g} px²' for k, v in mav.items()))
+    if scores is not None:
+        print(f'against {args.gt_file} ({scores["frames"]} frames, face '
+              f'missed in {scores["missed"]}): ' + '; '.join(
+                  f'{name} NME {scores["NME"][name]:.2f} % (outer eye '
+                  f'corners), NMF {scores["NMF"][name]:.1f}'
+                  for name in scores['NME']))
     print(f'wrote {out_video}, {out_json}, {out_png}')
     return dict(video=out_video, json=out_json, png=out_png,
-                num_frames=len(records), fps=fps, mav=mav,
+                num_frames=len(records), fps=fps, mav=mav, scores=scores,
                 unread_frames=unread, first_unread_frame=first_unread,
                 source=args.source)
 

@@ -1,14 +1,22 @@
 # The refiner stage of the demo (configs/demo/synthetic_jitter.py) on real-textured faces (issue 11): the frozen
-# image model of configs/demo/real_image_model.py, pseudo-clips of the real-textured training frames, and
-# held-out identities animated with the four synthetic motions x two box modes (same scenario keys,
-# 'moving_jittered/NMF' and the like). Labels inherit the teachers' iBUG 300-W terms: non-commercial.
+# image model of configs/demo/real_image_model.py; trained, as the synthetic stage, on pseudo-clips of the
+# real-textured training frames and on training videos of the four motion presets with detector-like boxes
+# (tools/dataset_converters/make_synthetic_faces.py --faces-root data/registry_faces --clip-videos 10: the training
+# identities along new trajectories); tested on held-out identities animated with the four motions x two box
+# modes (same scenario keys, 'moving_jittered/NMF' and the like). Labels inherit the teachers' iBUG 300-W terms:
+# non-commercial.
 _base_ = './synthetic_jitter.py'
-load_from = 'work_dirs/demo/real_image_model/epoch_6.pth'
+load_from = 'work_dirs/demo/real_image_model/epoch_6.pth'  # tools/demo.py passes the checkpoint it trained
 
 _real = dict(type='RealFaceVideoDataset', data_root='data/real_faces', faces_root='data/registry_faces')
-# pseudo-clips only (no filmed clips of real faces yet): the keypoint stage stays the fixed Kalman filter of its init
-train_dataloader = dict(dataset=dict(
-    _delete_=True, type='ImageSequenceDataset', pipeline=_base_.train_pipeline, clip_len=(8, 16),
-    dataset=dict(_real, split='train', as_images=True, num_videos=108, num_frames=15, indices=480)))
+_pseudo_clips = dict(
+    type='ImageSequenceDataset', pipeline=_base_.train_pipeline, clip_len=(8, 16),
+    dataset=dict(_real, split='train', as_images=True, num_videos=108, num_frames=15, indices=280))
+_video_clips = [
+    dict(type='VideoClipDataset', data_root='data/real_faces', data_prefix=dict(img='images/'),
+         metainfo=dict(from_file='configs/_base_/datasets/300w.py'),
+         ann_file=f'annotations/face_landmarks_synthetic_train_{preset}.json', clip_len=(8, 16), stride=4,
+         pipeline=_base_.video_pipeline) for preset in ('still', 'talking', 'moving', 'fast')]
+train_dataloader = dict(dataset=dict(_delete_=True, type='ConcatDataset', datasets=[_pseudo_clips, *_video_clips]))
 test_dataloader = dict(dataset=_real)  # merged into the synthetic test set: presets, box modes, sizes kept
 val_dataloader = test_dataloader

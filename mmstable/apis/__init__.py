@@ -3,6 +3,7 @@
 Modelled on :mod:`mmpose.apis` (``init_model``, ``inference_topdown``), which
 they call.
 """
+from .default_model import default_face_model
 from .face_detectors import HaarFaceDetector, MMDetFaceDetector
 from .frame_source import FrameSource
 from .image_input import check_boxes, check_image
@@ -11,5 +12,6 @@ from .stable_face_tracker import StableFaceTracker, TrackResult
 
 __all__ = [
     'init_model', 'StableFaceTracker', 'TrackResult', 'HaarFaceDetector',
-    'MMDetFaceDetector', 'FrameSource', 'check_image', 'check_boxes'
+    'MMDetFaceDetector', 'FrameSource', 'check_image', 'check_boxes',
+    'default_face_model'
 ]

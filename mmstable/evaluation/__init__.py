@@ -6,3 +6,5 @@ from .pareto import (CAUSAL_FAMILIES, DEFAULT_GRIDS,  # noqa: F401
                      format_report, front_value, pareto_front,
                      scenario_summary)
 from .tracked_records import tracked_video_records  # noqa: F401
+from .ground_truth_track import (load_ground_truth_track,  # noqa: F401
+                                 score_against_ground_truth)

