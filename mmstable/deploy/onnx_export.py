@@ -27,6 +27,7 @@ a JSON-able ``dataset_meta`` and the source config / checkpoint names
 """
 import contextlib
 import json
+import os
 import os.path as osp
 import tempfile
 from typing import Optional
@@ -56,16 +57,124 @@ def _inverse(g, x):
     return g.op('com.microsoft::Inverse', x).setType(x.type())
 
 
+def _const(g, value, dtype=torch.float32):
+    return g.op('Constant', value_t=torch.tensor(value, dtype=dtype))
+
+
+def _nan_to_num(g, x, nan, posinf, neginf):
+    """``nan_to_num(x, 0, 0, 0)`` (PDC's cleaning) as ``Where(|x| < inf,
+    x, 0)``: 3 ops instead of the default's 12 (with float64 casts of the
+    whole map); the same values (NaN and ±inf fail ``|x| < inf``)."""
+    from torch.onnx._internal.torchscript_exporter import (symbolic_helper,
+                                                           symbolic_opset10)
+    args = [symbolic_helper._maybe_get_const(v, 'f') for v in
+            (nan, posinf, neginf)]
+    if any(a is None or not isinstance(a, float) or a != 0. for a in args) \
+            or not symbolic_helper._is_fp(x):
+        return symbolic_opset10.nan_to_num(g, x, nan, posinf, neginf)
+    finite = g.op('Less', g.op('Abs', x),
+                  g.op('CastLike', _const(g, float('inf')), x))
+    return g.op('Where', finite, x, g.op('CastLike', _const(g, 0.), x))
+
+
+def _einsum(g, equation, tensor_list, path=None):
+    """``TiedGroupConv1x1``'s ``einsum('ngchw,oc->ngohw')`` as one MatMul
+    (ONNX Runtime's Einsum runs it 5x slower); other equations: Einsum."""
+    from torch.onnx._internal.torchscript_exporter import (symbolic_helper,
+                                                           symbolic_opset12)
+    eq = symbolic_helper._maybe_get_const(equation, 's')
+    tensors = symbolic_helper._unpack_list(tensor_list)
+    if eq != 'ngchw,oc->ngohw':
+        return symbolic_opset12.einsum(g, equation, tensor_list, path)
+    x, w = tensors
+    i64 = torch.int64
+    shape = g.op('Shape', x)
+    flat = g.op('Reshape', x, _const(g, [0, 0, 0, -1], i64))
+    out = g.op('MatMul', w, flat)  # (o, c) @ (n, g, c, h·w)
+    size = g.op('Concat', g.op('Slice', shape, _const(g, [0], i64),
+                               _const(g, [2], i64)),
+                g.op('Slice', g.op('Shape', w), _const(g, [0], i64),
+                     _const(g, [1], i64)),
+                g.op('Slice', shape, _const(g, [3], i64),
+                     _const(g, [5], i64)), axis_i=0)
+    return g.op('Reshape', out, size)
+
+
+def _grid_sampler(g, x, grid, mode, padding_mode, align_corners):
+    """The state warp's ``grid_sample`` (bilinear, zeros padding, pixel
+    centres at the corners: ``warp_maps``) as 4 row gathers of the
+    channels-last maps and their weighted sum, with PyTorch's own weights
+    (``grid_sampler_2d`` CPU kernel: ``nw = (x_se - x)(y_se - y)`` ...).
+    ONNX Runtime's GridSample recomputes each pixel's corners and weights
+    per channel (1.2 ms of the demo's step for 272 maps of 16x16). Other
+    modes: GridSample."""
+    from torch.onnx._internal.torchscript_exporter import (symbolic_helper,
+                                                           symbolic_opset20)
+    args = [symbolic_helper._maybe_get_const(v, t) for v, t in
+            ((mode, 'i'), (padding_mode, 'i'), (align_corners, 'b'))]
+    if args != [0, 0, True] or symbolic_helper._get_tensor_rank(x) != 4:
+        return symbolic_opset20._grid_sampler(g, x, grid, mode, padding_mode,
+                                              align_corners)
+    i64 = torch.int64
+    shape = g.op('Shape', x)
+
+    def dim(k, dtype=torch.float32):
+        v = g.op('Gather', shape, _const(g, k, i64), axis_i=0)
+        return v if dtype == i64 else g.op('CastLike', v, grid)
+
+    n, h, w = dim(0, i64), dim(2), dim(3)
+    one = _const(g, 1.)
+
+    def coord(k, size):  # ((g + 1) / 2) * (size - 1), as PyTorch
+        v = g.op('Gather', grid, _const(g, k, i64), axis_i=3)
+        return g.op('Mul', g.op('Div', g.op('Add', v, one), _const(g, 2.)),
+                    g.op('Sub', size, one))
+
+    def inside(v, size):
+        return g.op('And', g.op('GreaterOrEqual', v, _const(g, 0.)),
+                    g.op('Less', v, size))
+
+    ix, iy = coord(0, w), coord(1, h)  # (N, Ho, Wo)
+    x0, y0 = g.op('Floor', ix), g.op('Floor', iy)
+    x1, y1 = g.op('Add', x0, one), g.op('Add', y0, one)
+    # the maps as rows (N·H·W, C); each track's first row
+    rows = g.op('Flatten', g.op('Transpose', x, perm_i=[0, 2, 3, 1]),
+                axis_i=3)
+    base = g.op('Mul', g.op('Range', _const(g, 0, i64), n, _const(g, 1, i64)),
+                g.op('Mul', dim(2, i64), dim(3, i64)))
+    base = g.op('Reshape', base, _const(g, [-1, 1, 1], i64))
+    out = None
+    # nw, ne, sw, se: (corner x, corner y, weight factors) as PyTorch
+    for cx, cy, wx, wy in ((x0, y0, (x1, ix), (y1, iy)),
+                           (x1, y0, (ix, x0), (y1, iy)),
+                           (x0, y1, (x1, ix), (iy, y0)),
+                           (x1, y1, (ix, x0), (iy, y0))):
+        valid = g.op('And', inside(cx, w), inside(cy, h))
+        weight = g.op('Mul', g.op('Sub', *wx), g.op('Sub', *wy))
+        weight = g.op('Where', valid, weight, _const(g, 0.))
+        index = g.op('Add', g.op('Mul', cy, w), cx)
+        index = g.op('Cast', g.op('Where', valid, index, _const(g, 0.)),
+                     to_i=7)  # INT64
+        value = g.op('Gather', rows, g.op('Add', index, base), axis_i=0)
+        term = g.op('Mul', value, g.op('Unsqueeze', weight,
+                                       _const(g, [3], i64)))
+        out = term if out is None else g.op('Add', out, term)
+    return g.op('Transpose', out, perm_i=[0, 3, 1, 2])
+
+
 @contextlib.contextmanager
 def _export_symbolics():
-    """Register the two symbolics above for the duration of an export only
+    """Register the symbolics above for the duration of an export only
     (PyTorch's registry is process-wide)."""
     from torch.onnx import (register_custom_op_symbolic,
                             unregister_custom_op_symbolic)
     ops = {
         'aten::threshold': _threshold,
         'aten::linalg_inv': _inverse,
-        'aten::hypot': _hypot
+        'aten::hypot': _hypot,
+        'aten::nan_to_num': _nan_to_num,
+        'aten::einsum': _einsum,
+        'aten::grid_sampler': _grid_sampler,
     }
     for name, fn in ops.items():
         register_custom_op_symbolic(name, fn, OPSET)
@@ -88,19 +197,39 @@ def _jsonable(value):
     return value
 
 
-def _trace(step: StatefulStep, out_file: str, batch_size: int) -> dict:
+@contextlib.contextmanager
+def _quiet_stdout():
+    """Silence file descriptor 1 (the exporter's C++ log of the graph,
+    written with ``verbose=True``, the only way to keep the source stacks)."""
+    import sys
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, 'w') as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _trace(step: StatefulStep,
+           out_file: str,
+           batch_size: int,
+           keep_source: bool = False) -> dict:
     w, h = step.input_size
     gen = torch.Generator().manual_seed(0)
     crop = torch.rand(batch_size, 3, h, w, generator=gen) * 255
     affine = torch.eye(3).repeat(batch_size, 1, 1)
     args = (crop, affine, *step.zero_state(batch_size))
     names = step.input_names + step.output_names
-    with _export_symbolics(), torch.no_grad():
+    quiet = _quiet_stdout() if keep_source else contextlib.nullcontext()
+    with _export_symbolics(), torch.no_grad(), quiet:
         torch.onnx.export(
             step, args, out_file, input_names=step.input_names,
             output_names=step.output_names,
             dynamic_axes={n: {0: 'N'} for n in names}, opset_version=OPSET,
-            dynamo=False)
+            dynamo=False, verbose=keep_source)
     return {n: a.numpy() for n, a in zip(step.input_names, args)}
 
 
@@ -162,7 +291,8 @@ def _free_batch(proto, other, feeds: dict) -> int:
 def export_onnx(model: nn.Module,
                 out_file: str,
                 config_name: Optional[str] = None,
-                checkpoint_name: Optional[str] = None) -> StatefulStep:
+                checkpoint_name: Optional[str] = None,
+                keep_source: bool = False) -> StatefulStep:
     """Write ``model``'s streaming step to ``out_file`` (dynamic batch N).
 
     Args:
@@ -171,13 +301,16 @@ def export_onnx(model: nn.Module,
         out_file (str): the ``.onnx`` file to write.
         config_name, checkpoint_name (str, optional): recorded in the
             metadata.
+        keep_source (bool): keep, in each node's ``doc_string``, the
+            Python stack that traced it (for :func:`~mmstable.deploy.
+            profile.profile_onnx`'s parts; a larger file).
 
     Returns:
         StatefulStep: the exported module (the torch reference).
     """
     import onnx
     step = StatefulStep(model.cpu().eval()).eval()
-    feeds = _trace(step, out_file, 2)
+    feeds = _trace(step, out_file, 2, keep_source)
     with tempfile.TemporaryDirectory() as tmp:
         _trace(step, osp.join(tmp, 'b3.onnx'), 3)
         other = onnx.load(osp.join(tmp, 'b3.onnx'))
