@@ -77,12 +77,15 @@ def test_demo_graph_interface(demo):
 
 
 def test_demo_dynamic_batch_matches_torch_step(demo):
-    """Batches 1 and 3 (traced at 2), state carried for 3 steps, moving
-    crop affines: the graph equals the torch module it was traced from."""
+    """Batches 1, 3 and 5 (traced at 2), state carried for 3 steps, moving
+    crop affines: the graph equals the torch module it was traced from —
+    in the sessions with N fixed (1, 3) and in the dynamic-N one (5 >
+    MAX_FIXED_BATCH)."""
     _, step, path = demo
     onnx_model = OnnxTopdownModel(path, threads=1)
+    assert OnnxTopdownModel.MAX_FIXED_BATCH == 4
     gen = torch.Generator().manual_seed(1)
-    for n in (1, 3):
+    for n in (1, 3, 5):
         state = step.zero_state(n)
         affine = torch.eye(3).repeat(n, 1, 1)
         for _ in range(3):
@@ -101,6 +104,7 @@ def test_demo_dynamic_batch_matches_torch_step(demo):
                 np.testing.assert_allclose(out[name], r.numpy(), atol=1e-3,
                                            rtol=1e-4, err_msg=name)
             state = list(ref[4:])
+    assert sorted(onnx_model._sessions, key=str) == [1, 3, None]
 
 
 def test_demo_tracker_100_frames_two_tracks(demo):
