@@ -44,9 +44,25 @@ OPSET = 20  # AffineGrid (the state warp) needs 20
 METADATA_KEY = 'mmstable'
 
 
+# outputs of _nan_to_num in the graph being exported (Value.unique()):
+# finite by construction
+_FINITE = set()
+
+
 def _threshold(g, x, threshold, value):
     keep = g.op('Greater', x, threshold)
+    if x.unique() in _FINITE and \
+            _maybe_const(value, 'f') == 0.:
+        # x finite: x · [x > t] is exactly Where(x > t, x, 0) (up to the
+        # sign of zeros, which no sum sees) and 5x faster in ONNX Runtime
+        # than its Where on PDC's maps
+        return g.op('Mul', x, g.op('CastLike', keep, x))
     return g.op('Where', keep, x, g.op('CastLike', value, x))
+
+
+def _maybe_const(value, desc):
+    from torch.onnx._internal.torchscript_exporter import symbolic_helper
+    return symbolic_helper._maybe_get_const(value, desc)
 
 
 def _hypot(g, a, b):
@@ -74,7 +90,9 @@ def _nan_to_num(g, x, nan, posinf, neginf):
         return symbolic_opset10.nan_to_num(g, x, nan, posinf, neginf)
     finite = g.op('Less', g.op('Abs', x),
                   g.op('CastLike', _const(g, float('inf')), x))
-    return g.op('Where', finite, x, g.op('CastLike', _const(g, 0.), x))
+    out = g.op('Where', finite, x, g.op('CastLike', _const(g, 0.), x))
+    _FINITE.add(out.unique())
+    return out
 
 
 def _einsum(g, equation, tensor_list, path=None):
@@ -178,9 +196,11 @@ def _export_symbolics():
     }
     for name, fn in ops.items():
         register_custom_op_symbolic(name, fn, OPSET)
+    _FINITE.clear()
     try:
         yield
     finally:
+        _FINITE.clear()
         for name in ops:
             unregister_custom_op_symbolic(name, OPSET)
 
@@ -288,6 +308,57 @@ def _free_batch(proto, other, feeds: dict) -> int:
     return len(found)
 
 
+def _drop_full_slices(proto) -> int:
+    """Remove each ``Slice`` that keeps all of its input:
+    ``x[0:x.shape[0]]`` (PDC's one-chunk ``maps[i:i + step]``), i.e. starts
+    ``[0]``, axes ``[0]``, steps ``[1]`` (or absent) and ends
+    ``Unsqueeze(Gather(Shape(x), 0), [0])`` of the same ``x``. Its
+    consumers read ``x`` instead, so that ONNX Runtime's common
+    subexpression elimination merges the two cleanings of the same maps in
+    PDC (the kept mass and the argmax fallback). Returns how many."""
+    from onnx import numpy_helper
+    g = proto.graph
+    prod = {o: n for n in g.node for o in n.output}
+
+    def const(name):
+        n = prod.get(name)
+        if n is None or n.op_type != 'Constant':
+            return None
+        return numpy_helper.to_array(n.attribute[0].t).tolist()
+
+    def size_of_axis0(name, data):
+        n = prod.get(name)
+        if n is None or n.op_type != 'Unsqueeze' or const(n.input[1]) != [0]:
+            return False
+        n = prod.get(n.input[0])
+        if n is None or n.op_type != 'Gather' or const(n.input[1]) != 0:
+            return False
+        n = prod.get(n.input[0])
+        return (n is not None and n.op_type == 'Shape'
+                and n.input[0] == data and not n.attribute)
+
+    outputs = {o.name for o in g.output}
+    alias = {}
+    for n in g.node:
+        if n.op_type != 'Slice' or n.output[0] in outputs:
+            continue
+        ins = list(n.input) + [''] * (5 - len(n.input))
+        if (const(ins[1]) == [0] and size_of_axis0(ins[2], ins[0])
+                and (ins[3] == '' or const(ins[3]) == [0])
+                and (ins[4] == '' or const(ins[4]) == [1])):
+            alias[n.output[0]] = ins[0]
+    if alias:
+        keep = [n for n in g.node if not (n.op_type == 'Slice'
+                                          and n.output[0] in alias)]
+        for n in keep:
+            for i, name in enumerate(n.input):
+                if name in alias:
+                    n.input[i] = alias[name]
+        del g.node[:]
+        g.node.extend(keep)
+    return len(alias)
+
+
 def export_onnx(model: nn.Module,
                 out_file: str,
                 config_name: Optional[str] = None,
@@ -316,6 +387,7 @@ def export_onnx(model: nn.Module,
         other = onnx.load(osp.join(tmp, 'b3.onnx'))
     proto = onnx.load(out_file)
     _free_batch(proto, other, feeds)
+    _drop_full_slices(proto)
     pipeline = model.cfg.test_dataloader.dataset.pipeline
     meta = dict(
         version=1,
