@@ -354,6 +354,14 @@ def _drop_full_slices(proto) -> int:
             for i, name in enumerate(n.input):
                 if name in alias:
                     n.input[i] = alias[name]
+        # and the nodes that only fed them (ONNX Runtime warns about
+        # unused initializers otherwise)
+        while True:
+            used = {i for n in keep for i in n.input} | outputs
+            live = [n for n in keep if any(o in used for o in n.output)]
+            if len(live) == len(keep):
+                break
+            keep = live
         del g.node[:]
         g.node.extend(keep)
     return len(alias)
