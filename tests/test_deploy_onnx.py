@@ -367,3 +367,127 @@ def test_onnx_track_states_continuation_rule():
     assert got.tolist() == [[5, 5], [0, 0]]
     store.reset_state()
     assert store.gather([('a', 4)])['state_x'].tolist() == [[0, 0]]
+
+
+# ---------------------------------------------------------------- the cost
+def _ort_run(path, feeds):
+    import onnxruntime as ort
+    sess = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    return sess.run(None, {k: v.numpy() for k, v in feeds.items()})
+
+
+class _Ops(torch.nn.Module):
+    """The ops export_onnx maps to its own symbolics."""
+
+    def __init__(self, threshold=True):
+        super().__init__()
+        self.threshold = threshold  # PyTorch's exporter has no threshold
+
+    def forward(self, maps, theta):
+        import torch.nn.functional as F
+        grid = F.affine_grid(theta, list(maps.shape), align_corners=True)
+        warped = F.grid_sample(maps, grid, mode='bilinear',
+                               padding_mode='zeros', align_corners=True)
+        n, c, h, w = maps.shape
+        weight = torch.arange(1., 7.).view(2, 3)
+        tied = torch.einsum('ngchw,oc->ngohw', maps.view(n, 2, 3, h, w),
+                            weight)
+        clean = torch.nan_to_num(maps, nan=0., posinf=0., neginf=0.)
+        if not self.threshold:
+            return warped, tied, clean
+        return (warped, tied, clean, F.threshold(clean, 0.5, 0.),
+                F.threshold(maps, 0.5, 0.), maps[0:maps.shape[0]] * 2,
+                maps[0:1] * 3)
+
+
+def test_export_symbolics_match_torch(tmp_path):
+    """grid_sample as row gathers (samples inside, across the border and
+    outside the map, and a NaN grid row), TiedGroupConv1x1's einsum as
+    MatMul, nan_to_num as one Where, PDC's threshold as a product on
+    cleaned maps (Where on others): ONNX Runtime equals torch; a full-range
+    Slice is dropped, a partial one kept; the default symbolics are back
+    after the export."""
+    import onnx
+
+    from mmstable.deploy.onnx_export import (_drop_full_slices,
+                                             _export_symbolics, OPSET)
+    gen = torch.Generator().manual_seed(0)
+    maps = torch.randn(3, 6, 5, 7, generator=gen)
+    maps[0, 1, 2, 3], maps[1, 2, 0, 0] = float('nan'), float('inf')
+    maps[1, 3, 4, 6] = -float('inf')
+    theta = torch.tensor([[[0.9, 0.3, 0.4], [-0.2, 1.2, -0.5]],
+                          [[1.5, 0., 0.9], [0., 1.5, 0.]],
+                          [[1., 0., 0.], [0., float('nan'), 0.]]])
+    path = str(tmp_path / 'ops.onnx')
+    with _export_symbolics():
+        torch.onnx.export(_Ops(), (maps, theta), path, opset_version=OPSET,
+                          input_names=['maps', 'theta'],
+                          dynamic_axes={'maps': {0: 'N'}, 'theta': {0: 'N'}},
+                          dynamo=False)
+    proto = onnx.load(path)
+    assert _drop_full_slices(proto) == 1
+    onnx.save(proto, path)
+    ops = [n.op_type for n in proto.graph.node]
+    assert 'GridSample' not in ops and 'Einsum' not in ops
+    assert ops.count('IsNaN') == 0
+    assert [n.op_type for n in proto.graph.node
+            if 'maps' in n.input[:1]].count('Slice') == 1
+    ref = _Ops()(maps, theta)
+    out = _ort_run(path, dict(maps=maps, theta=theta))
+    for r, o in zip(ref, out):
+        np.testing.assert_allclose(o, r.numpy(), atol=1e-5, rtol=1e-5,
+                                   equal_nan=True)
+    # the registry is PyTorch's again (GridSample, Einsum, IsNaN)
+    plain = str(tmp_path / 'plain.onnx')
+    torch.onnx.export(_Ops(threshold=False), (maps, theta), plain,
+                      opset_version=OPSET, dynamo=False)
+    ops = [n.op_type for n in onnx.load(plain).graph.node]
+    assert 'GridSample' in ops and 'Einsum' in ops and 'IsNaN' in ops
+
+
+def test_tied_cell_exported_path_equals_torch_path(monkeypatch):
+    """TiedGroupConvLSTMCell in an export skips the recurrent path's masked
+    taps (two convolutions): the same (h, c) as the one convolution over
+    [x, h] of the torch path, for rk = 1 and 3 with a 5x5 kernel."""
+    from mmstable.models.layers import TiedGroupConvLSTMCell
+    gen = torch.Generator().manual_seed(0)
+    for rk in (1, 3):
+        torch.manual_seed(rk)
+        cell = TiedGroupConvLSTMCell(4, 1, 2, 5, recurrent_kernel_size=rk)
+        x = torch.randn(3, 4, 6, 7, generator=gen)
+        state = (torch.randn(3, 8, 6, 7, generator=gen),
+                 torch.randn(3, 8, 6, 7, generator=gen))
+        with torch.no_grad():
+            ref = cell(x, state)
+            monkeypatch.setattr(torch.onnx, 'is_in_onnx_export',
+                                lambda: True)
+            out = cell(x, state)
+            monkeypatch.undo()
+        for r, o in zip(ref, out):
+            torch.testing.assert_close(o, r, atol=1e-6, rtol=1e-5)
+    # rk = k: no masked taps, the torch path itself
+    cell = TiedGroupConvLSTMCell(4, 1, 2, 3, recurrent_kernel_size=3)
+    with torch.no_grad():
+        ref = cell(x[..., :3, :3], None)
+        monkeypatch.setattr(torch.onnx, 'is_in_onnx_export', lambda: True)
+        out = cell(x[..., :3, :3], None)
+    assert all(torch.equal(r, o) for r, o in zip(ref, out))
+
+
+def test_profile_onnx_parts(tmp_path):
+    """profile_onnx attributes every kernel's time to a part of the step
+    (the sums agree) and finds the refiner's parts in the demo graph."""
+    from mmstable.deploy.profile import PARTS, profile_onnx
+    model = _refiner_model(DEMO)
+    path = str(tmp_path / 'demo_src.onnx')
+    export_onnx(model, path, keep_source=True)
+    res = profile_onnx(path, runs=2, warmup=1)
+    assert set(res['by_part']) <= set(PARTS)
+    for part in ('image model', 'normalise', 'PDC raw', 'PDC refined',
+                 'warp: keypoints', 'warp: motion', 'warp: resample',
+                 'ConvLSTM', 'Δ + upsample', 'keypoint stage'):
+        assert res['by_part'].get(part, 0) > 0, part
+    assert sum(res['by_part'].values()) == pytest.approx(res['kernel_ms'])
+    assert sum(res['by_op'].values()) == pytest.approx(res['kernel_ms'])
+    assert res['by_part']['image model'] > res['by_part']['ConvLSTM']
+    assert 0 < res['shape_ops_nodes'] < res['nodes']

@@ -50,14 +50,16 @@ _FINITE = set()
 
 
 def _threshold(g, x, threshold, value):
-    keep = g.op('Greater', x, threshold)
-    if x.unique() in _FINITE and \
-            _maybe_const(value, 'f') == 0.:
-        # x finite: x · [x > t] is exactly Where(x > t, x, 0) (up to the
-        # sign of zeros, which no sum sees) and 5x faster in ONNX Runtime
-        # than its Where on PDC's maps
+    """``F.threshold``: ``x <= t ? value : x`` (so NaN stays NaN, as in
+    PyTorch)."""
+    if x.unique() in _FINITE and _maybe_const(value, 'f') == 0.:
+        # x finite: x · [x > t] is exactly that (up to the sign of zeros,
+        # which no sum sees) and 5x faster in ONNX Runtime than its Where
+        # on PDC's maps
+        keep = g.op('Greater', x, threshold)
         return g.op('Mul', x, g.op('CastLike', keep, x))
-    return g.op('Where', keep, x, g.op('CastLike', value, x))
+    drop = g.op('LessOrEqual', x, threshold)
+    return g.op('Where', drop, g.op('CastLike', value, x), x)
 
 
 def _maybe_const(value, desc):
@@ -155,11 +157,16 @@ def _grid_sampler(g, x, grid, mode, padding_mode, align_corners):
     ix, iy = coord(0, w), coord(1, h)  # (N, Ho, Wo)
     x0, y0 = g.op('Floor', ix), g.op('Floor', iy)
     x1, y1 = g.op('Add', x0, one), g.op('Add', y0, one)
-    # the maps as rows (N·H·W, C); each track's first row
-    rows = g.op('Flatten', g.op('Transpose', x, perm_i=[0, 2, 3, 1]),
-                axis_i=3)
+    # the maps as rows (N·H·W, C) and a row of zeros, which the corners
+    # outside the map read (PyTorch skips them: a NaN or inf of the map
+    # must not enter through a zero weight)
+    rows = g.op('Pad', g.op('Flatten', g.op(
+        'Transpose', x, perm_i=[0, 2, 3, 1]), axis_i=3),
+                _const(g, [0, 0, 1, 0], i64))
+    size = g.op('Mul', dim(2, i64), dim(3, i64))
+    outside = g.op('Mul', n, size)  # the zero row
     base = g.op('Mul', g.op('Range', _const(g, 0, i64), n, _const(g, 1, i64)),
-                g.op('Mul', dim(2, i64), dim(3, i64)))
+                size)  # each track's first row
     base = g.op('Reshape', base, _const(g, [-1, 1, 1], i64))
     out = None
     # nw, ne, sw, se: (corner x, corner y, weight factors) as PyTorch
@@ -168,12 +175,14 @@ def _grid_sampler(g, x, grid, mode, padding_mode, align_corners):
                            (x0, y1, (x1, ix), (iy, y0)),
                            (x1, y1, (ix, x0), (iy, y0))):
         valid = g.op('And', inside(cx, w), inside(cy, h))
-        weight = g.op('Mul', g.op('Sub', *wx), g.op('Sub', *wy))
-        weight = g.op('Where', valid, weight, _const(g, 0.))
+        # weight · [inside]: 0 outside, NaN for a NaN grid (as PyTorch)
+        weight = g.op('Mul', g.op('Mul', g.op('Sub', *wx), g.op('Sub', *wy)),
+                      g.op('CastLike', valid, grid))
         index = g.op('Add', g.op('Mul', cy, w), cx)
         index = g.op('Cast', g.op('Where', valid, index, _const(g, 0.)),
                      to_i=7)  # INT64
-        value = g.op('Gather', rows, g.op('Add', index, base), axis_i=0)
+        index = g.op('Where', valid, g.op('Add', index, base), outside)
+        value = g.op('Gather', rows, index, axis_i=0)
         term = g.op('Mul', value, g.op('Unsqueeze', weight,
                                        _const(g, [3], i64)))
         out = term if out is None else g.op('Add', out, term)
