@@ -445,35 +445,6 @@ def test_export_symbolics_match_torch(tmp_path):
     assert 'GridSample' in ops and 'Einsum' in ops and 'IsNaN' in ops
 
 
-def test_tied_cell_exported_path_equals_torch_path(monkeypatch):
-    """TiedGroupConvLSTMCell in an export skips the recurrent path's masked
-    taps (two convolutions): the same (h, c) as the one convolution over
-    [x, h] of the torch path, for rk = 1 and 3 with a 5x5 kernel."""
-    from mmstable.models.layers import TiedGroupConvLSTMCell
-    gen = torch.Generator().manual_seed(0)
-    for rk in (1, 3):
-        torch.manual_seed(rk)
-        cell = TiedGroupConvLSTMCell(4, 1, 2, 5, recurrent_kernel_size=rk)
-        x = torch.randn(3, 4, 6, 7, generator=gen)
-        state = (torch.randn(3, 8, 6, 7, generator=gen),
-                 torch.randn(3, 8, 6, 7, generator=gen))
-        with torch.no_grad():
-            ref = cell(x, state)
-            monkeypatch.setattr(torch.onnx, 'is_in_onnx_export',
-                                lambda: True)
-            out = cell(x, state)
-            monkeypatch.undo()
-        for r, o in zip(ref, out):
-            torch.testing.assert_close(o, r, atol=1e-6, rtol=1e-5)
-    # rk = k: no masked taps, the torch path itself
-    cell = TiedGroupConvLSTMCell(4, 1, 2, 3, recurrent_kernel_size=3)
-    with torch.no_grad():
-        ref = cell(x[..., :3, :3], None)
-        monkeypatch.setattr(torch.onnx, 'is_in_onnx_export', lambda: True)
-        out = cell(x[..., :3, :3], None)
-    assert all(torch.equal(r, o) for r, o in zip(ref, out))
-
-
 def test_profile_onnx_parts(tmp_path):
     """profile_onnx attributes every kernel's time to a part of the step
     (the sums agree) and finds the refiner's parts in the demo graph."""

@@ -168,21 +168,6 @@ class TiedGroupConvLSTMCell(nn.Module):
             h = c = x.new_zeros(n, g * hid, height, width)
         else:
             h, c = state
-        if torch.onnx.is_in_onnx_export() and \
-                self.recurrent_kernel_size < self.kernel_size:
-            # the exported graph (mmstable.deploy) skips the recurrent
-            # path's masked (zero) taps: a k x k convolution of x plus an
-            # rk x rk one of h, the same sums; 1.5x faster in ONNX Runtime
-            cin, lo = self.in_channels, (self.kernel_size -
-                                         self.recurrent_kernel_size) // 2
-            hi = lo + self.recurrent_kernel_size
-            gates = F.conv2d(
-                x.reshape(n * g, cin, height, width), self.weight[:, :cin],
-                self.bias, padding=self.kernel_size // 2) + F.conv2d(
-                    h.reshape(n * g, hid, height, width),
-                    self.weight[:, cin:, lo:hi, lo:hi],
-                    padding=self.recurrent_kernel_size // 2)
-            return self._lstm(gates.view(n, g, 4, hid, height, width), c)
         # the G groups as N·G samples of one small convolution: on CPU much
         # faster than a grouped convolution (which oneDNN runs slowly for
         # few channels per group)
@@ -195,13 +180,6 @@ class TiedGroupConvLSTMCell(nn.Module):
         gates = F.conv2d(
             xh, weight, self.bias,
             padding=self.kernel_size // 2).view(n, g, 4, hid, height, width)
-        return self._lstm(gates, c)
-
-    @staticmethod
-    def _lstm(gates: Tensor, c: Tensor) -> State:
-        """``(h_t, c_t)`` (N, G·C_hidden, H, W) from the gates (N, G, 4,
-        C_hidden, H, W) and ``c_{t-1}``."""
-        n, g, _, hid, height, width = gates.shape
         i, f, o = torch.sigmoid(gates[:, :, :3]).unbind(2)
         c = f * c.view(n, g, hid, height, width) + i * torch.tanh(gates[:, :,
                                                                         3])
