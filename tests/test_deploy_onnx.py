@@ -395,18 +395,21 @@ class _Ops(torch.nn.Module):
         clean = torch.nan_to_num(maps, nan=0., posinf=0., neginf=0.)
         if not self.threshold:
             return warped, tied, clean
+        peak, where = maps.flatten(2).max(-1)
         return (warped, tied, clean, F.threshold(clean, 0.5, 0.),
                 F.threshold(maps, 0.5, 0.), maps[0:maps.shape[0]] * 2,
-                maps[0:1] * 3)
+                maps[0:1] * 3, peak, where, maps.max(1, keepdim=True)[1],
+                clean.flatten(-2).argmax(dim=-1))
 
 
 def test_export_symbolics_match_torch(tmp_path):
     """grid_sample as row gathers (samples inside, across the border and
-    outside the map, and a NaN grid row), TiedGroupConv1x1's einsum as
-    MatMul, nan_to_num as one Where, PDC's threshold as a product on
-    cleaned maps (Where on others): ONNX Runtime equals torch; a full-range
-    Slice is dropped, a partial one kept; the default symbolics are back
-    after the export."""
+    outside the map, and a NaN grid), TiedGroupConv1x1's einsum as MatMul,
+    nan_to_num as one Where, PDC's threshold as a product on cleaned maps
+    (Where on others), max(dim) / argmax(dim) as TopK (a NaN is the
+    maximum, the first of equal maxima wins: an all-zero map): ONNX Runtime
+    equals torch; a full-range Slice is dropped, a partial one kept; the
+    default symbolics are back after the export."""
     import onnx
 
     from mmstable.deploy.onnx_export import (_drop_full_slices,
@@ -415,6 +418,7 @@ def test_export_symbolics_match_torch(tmp_path):
     maps = torch.randn(3, 6, 5, 7, generator=gen)
     maps[0, 1, 2, 3], maps[1, 2, 0, 0] = float('nan'), float('inf')
     maps[1, 3, 4, 6] = -float('inf')
+    maps[2, 4] = 0.
     theta = torch.tensor([[[0.9, 0.3, 0.4], [-0.2, 1.2, -0.5]],
                           [[1.5, 0., 0.9], [0., 1.5, 0.]],
                           [[1., 0., 0.], [0., float('nan'), 0.]]])
@@ -429,20 +433,41 @@ def test_export_symbolics_match_torch(tmp_path):
     onnx.save(proto, path)
     ops = [n.op_type for n in proto.graph.node]
     assert 'GridSample' not in ops and 'Einsum' not in ops
+    assert 'ArgMax' not in ops and ops.count('TopK') == 3
     assert ops.count('IsNaN') == 0
     assert [n.op_type for n in proto.graph.node
             if 'maps' in n.input[:1]].count('Slice') == 1
     ref = _Ops()(maps, theta)
     out = _ort_run(path, dict(maps=maps, theta=theta))
     for r, o in zip(ref, out):
+        assert o.shape == tuple(r.shape)
         np.testing.assert_allclose(o, r.numpy(), atol=1e-5, rtol=1e-5,
                                    equal_nan=True)
+    assert out[8][0, 1] == 2 * 7 + 3  # the NaN
+    assert (out[8][2, 4] == 0).all() and (out[10][2, 4] == 0).all()
     # the registry is PyTorch's again (GridSample, Einsum, IsNaN)
     plain = str(tmp_path / 'plain.onnx')
     torch.onnx.export(_Ops(threshold=False), (maps, theta), plain,
                       opset_version=OPSET, dynamo=False)
     ops = [n.op_type for n in onnx.load(plain).graph.node]
     assert 'GridSample' in ops and 'Einsum' in ops and 'IsNaN' in ops
+
+
+def test_avg_pool_exported_path_equals_torch_path(monkeypatch):
+    """The refiner's pooling (convlstm_refine_head._avg_pool) is a
+    depthwise convolution in an export: the same means as the strided
+    slices of the torch path."""
+    from mmstable.models.heads.convlstm_refine_head import _avg_pool
+    x = torch.randn(2, 5, 8, 12, generator=torch.Generator().manual_seed(0))
+    for stride in (2, 4):
+        ref = _avg_pool(x, stride)
+        monkeypatch.setattr(torch.onnx, 'is_in_onnx_export', lambda: True)
+        out = _avg_pool(x, stride)
+        monkeypatch.undo()
+        assert out.shape == (2, 5, 8 // stride, 12 // stride)
+        torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-6)
+    np.testing.assert_allclose(
+        float(ref[1, 2, 0, 0]), float(x[1, 2, :4, :4].mean()), rtol=1e-6)
 
 
 def test_profile_onnx_parts(tmp_path):
