@@ -453,23 +453,6 @@ def test_export_symbolics_match_torch(tmp_path):
     assert 'GridSample' in ops and 'Einsum' in ops and 'IsNaN' in ops
 
 
-def test_avg_pool_exported_path_equals_torch_path(monkeypatch):
-    """The refiner's pooling (convlstm_refine_head._avg_pool) is a
-    depthwise convolution in an export: the same means as the strided
-    slices of the torch path."""
-    from mmstable.models.heads.convlstm_refine_head import _avg_pool
-    x = torch.randn(2, 5, 8, 12, generator=torch.Generator().manual_seed(0))
-    for stride in (2, 4):
-        ref = _avg_pool(x, stride)
-        monkeypatch.setattr(torch.onnx, 'is_in_onnx_export', lambda: True)
-        out = _avg_pool(x, stride)
-        monkeypatch.undo()
-        assert out.shape == (2, 5, 8 // stride, 12 // stride)
-        torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-6)
-    np.testing.assert_allclose(
-        float(ref[1, 2, 0, 0]), float(x[1, 2, :4, :4].mean()), rtol=1e-6)
-
-
 def test_profile_onnx_parts(tmp_path):
     """profile_onnx attributes every kernel's time to a part of the step
     (the sums agree) and finds the refiner's parts in the demo graph."""
