@@ -73,7 +73,8 @@ class Lanes:
     def run(self, lane, stage, cmd):
         if self.failed:
             raise RuntimeError('another lane failed')
-        log = osp.join(self.log_dir, stage.replace(' ', '_') + '.log')
+        log = osp.join(self.log_dir,
+                       stage.replace(': ', '_').replace(' ', '_') + '.log')
         self.say(f'{lane}: {stage} ... ({log})\n    $ ' + ' '.join(cmd))
         t0 = time.time()
         with open(log, 'w') as f:
@@ -225,8 +226,7 @@ def real_face_lane(py, wd):
             run(f'real: demo_video {name}', [
                 py, 'tools/demo_video.py', clip, '--config',
                 'configs/demo/real_jitter.py', '--checkpoint', refiner_ckpt,
-                '--out-dir', f'{wd}/real_video', '--track-by', 'landmarks',
-                '--side-by-side', '--gt-file', f'{wd}/real_clips/{name}.json'])
+                '--out-dir', f'{wd}/real_video', '--side-by-side', '--gt-file', f'{wd}/real_clips/{name}.json'])
     return lane
 
 
