@@ -23,10 +23,14 @@ per-frame time. ``--e2e`` adds the end-to-end loop on a 640x480 video
 (:class:`mmstable.deploy.RealtimeFaceLoop`: crop from the landmarks, the
 detector only on the first frame) for the demo model + refiner.
 
+``--profile`` adds ONNX Runtime's profile of each graph, per part of the
+step and per op type (:func:`mmstable.deploy.profile.profile_onnx`).
+
 Usage::
 
     python tools/benchmark_streaming.py [--models demo hrnet]
         [--threads 1 2] [--frames 30] [--e2e] [--demo-checkpoint CKPT]
+        [--profile]
 """
 import argparse
 import copy
@@ -64,6 +68,10 @@ def parse_args(argv=None):
     parser.add_argument('--demo-checkpoint', default=None,
                         help='weights of the demo image model (default: '
                         'random)')
+    parser.add_argument('--profile', action='store_true',
+                        help='also ONNX Runtime\'s profile of each graph (1 '
+                        'thread): ms per step by part and by op type '
+                        '(mmstable.deploy.profile)')
     return parser.parse_args(argv)
 
 
@@ -144,8 +152,9 @@ def main(argv=None) -> dict:
     from mmstable.apis import StableFaceTracker, init_model
     from mmstable.datasets.synthetic import FaceVideoGenerator
     from mmstable.deploy import export_onnx
+    from mmstable.deploy.profile import profile_onnx
 
-    rows, tmp = [], tempfile.TemporaryDirectory()
+    rows, tmp, profiles = [], tempfile.TemporaryDirectory(), {}
     num = args.warmup + args.frames
     for name in args.models:
         configs = build_configs(name)
@@ -156,7 +165,10 @@ def main(argv=None) -> dict:
             ckpt = args.demo_checkpoint if name == 'demo' else None
             torch_model = init_model(cfg, ckpt, device='cpu')
             path = osp.join(tmp.name, f'{name}_{refiner}.onnx')
-            export_onnx(torch_model, path)
+            export_onnx(torch_model, path, keep_source=args.profile)
+            if args.profile:
+                profiles[(name, refiner)] = profile_onnx(
+                    path, runs=args.frames, warmup=args.warmup)
             for threads in args.threads:
                 torch.set_num_threads(threads)
                 trackers = dict(
@@ -195,7 +207,18 @@ def main(argv=None) -> dict:
                     print(f'P2 (time with / without refiner) {name} '
                           f'{backend} {threads} thr: '
                           f'{sel[True] / sel[False]:.3f}')
-    result = dict(rows=rows)
+    for (name, refiner), prof in profiles.items():
+        print(f'ONNX Runtime profile, {name}, refiner '
+              f'{"yes" if refiner else "no"}, 1 thr: step '
+              f'{prof["median_ms"]:.2f} ms (profiler off), kernels '
+              f'{prof["kernel_ms"]:.2f} ms in {prof["nodes"]} (profiler on; '
+              f'shape ops {prof["shape_ops_ms"]:.2f} ms in '
+              f'{prof["shape_ops_nodes"]})')
+        print('  by part: ' + ', '.join(
+            f'{k} {v:.2f}' for k, v in prof['by_part'].items()))
+        print('  by op:   ' + ', '.join(
+            f'{k} {v:.2f}' for k, v in list(prof['by_op'].items())[:12]))
+    result = dict(rows=rows, profiles=profiles)
     if args.e2e:
         frames, boxes = e2e_video(args.e2e_frames)
         cfg = build_configs('demo')[True]
