@@ -10,8 +10,9 @@ from mmstable.evaluation import (load_ground_truth_track,
 
 
 def _face(kpts, raw=None):
-    return dict(keypoints=np.asarray(kpts).tolist(),
-                raw_keypoints=None if raw is None else np.asarray(raw).tolist())
+    return dict(
+        keypoints=np.asarray(kpts).tolist(),
+        raw_keypoints=None if raw is None else np.asarray(raw).tolist())
 
 
 def _gt():

@@ -149,6 +149,22 @@ def pareto_summary(pareto_file: str) -> str:
     ])
 
 
+def refine_and_test(run, py, stage, config, work_dir, test_dir, image_ckpt,
+                    train_options=(), test_options=(), plots=False):
+    """Fine-tune a refiner config on the frozen ``image_ckpt``, then test it
+    with the Pareto report (and the trajectory plots); its checkpoint."""
+    run(stage, [py, 'tools/train.py', config, '--work-dir', work_dir,
+                '--no-validate', '--cfg-options', f'load_from={image_ckpt}',
+                *train_options])
+    ckpt = last_checkpoint(work_dir)
+    run(f'{stage} test', [
+        py, 'tools/test.py', config, ckpt, '--work-dir', test_dir, '--out',
+        f'{test_dir}/metrics.json', '--pareto', f'{test_dir}/pareto',
+        *(['--plots', f'{test_dir}/plots'] if plots else []),
+        *(['--cfg-options', *test_options] if test_options else [])])
+    return ckpt
+
+
 def synthetic_lane(py, wd, data_root):
     """Steps 1-5 (the module docstring) on the synthetic faces."""
     def lane(run):
@@ -161,28 +177,15 @@ def synthetic_lane(py, wd, data_root):
             f'train_dataloader.dataset.data_root={data_root}',
             f'val_dataloader.dataset.data_root={data_root}'])
         image_ckpt = last_checkpoint(f'{wd}/image_model')
-        test_data = f'test_dataloader.dataset.data_root={data_root}'
-        run('refiner', [
-            py, 'tools/train.py', 'configs/demo/synthetic_jitter.py',
-            '--work-dir', f'{wd}/refiner', '--no-validate', '--cfg-options',
-            f'load_from={image_ckpt}', *demo_refiner_data_options(data_root)])
-        run('refiner test', [
-            py, 'tools/test.py', 'configs/demo/synthetic_jitter.py',
-            last_checkpoint(f'{wd}/refiner'), '--work-dir', f'{wd}/test',
-            '--out', f'{wd}/test/metrics.json', '--plots',
-            f'{wd}/test/plots', '--pareto', f'{wd}/test/pareto',
-            '--cfg-options', test_data])
+        data = demo_refiner_data_options(data_root)
+        test_data = [f'test_dataloader.dataset.data_root={data_root}']
+        refine_and_test(run, py, 'refiner', 'configs/demo/synthetic_jitter.py',
+                        f'{wd}/refiner', f'{wd}/test', image_ckpt, data,
+                        test_data, plots=True)
         # 5. REDnet (issue 14): same frozen model, data and test harness
-        run('rednet', [
-            py, 'tools/train.py', 'configs/demo/synthetic_rednet.py',
-            '--work-dir', f'{wd}/rednet', '--no-validate', '--cfg-options',
-            f'load_from={image_ckpt}', *demo_refiner_data_options(data_root)])
-        run('rednet test', [
-            py, 'tools/test.py', 'configs/demo/synthetic_rednet.py',
-            last_checkpoint(f'{wd}/rednet'), '--work-dir',
-            f'{wd}/test_rednet', '--out', f'{wd}/test_rednet/metrics.json',
-            '--pareto', f'{wd}/test_rednet/pareto', '--cfg-options',
-            test_data])
+        refine_and_test(run, py, 'rednet', 'configs/demo/synthetic_rednet.py',
+                        f'{wd}/rednet', f'{wd}/test_rednet', image_ckpt, data,
+                        test_data)
     return lane
 
 
@@ -207,16 +210,9 @@ def real_face_lane(py, wd):
             py, 'tools/test.py', 'configs/demo/real_image_model.py',
             image_ckpt, '--work-dir', f'{wd}/real_image_test', '--out',
             f'{wd}/real_image_test/metrics.json'])
-        run('real: refiner', [
-            py, 'tools/train.py', 'configs/demo/real_jitter.py', '--work-dir',
-            f'{wd}/real_refiner', '--no-validate', '--cfg-options',
-            f'load_from={image_ckpt}'])
-        refiner_ckpt = last_checkpoint(f'{wd}/real_refiner')
-        run('real: refiner test', [
-            py, 'tools/test.py', 'configs/demo/real_jitter.py', refiner_ckpt,
-            '--work-dir', f'{wd}/test_real', '--out',
-            f'{wd}/test_real/metrics.json', '--pareto',
-            f'{wd}/test_real/pareto'])
+        refiner_ckpt = refine_and_test(
+            run, py, 'real: refiner', 'configs/demo/real_jitter.py',
+            f'{wd}/real_refiner', f'{wd}/test_real', image_ckpt)
         # tools/demo_video.py on held-out faces with known landmarks
         for name, extra in REAL_CLIPS:
             clip = f'{wd}/real_clips/{name}.mp4'
@@ -226,7 +222,8 @@ def real_face_lane(py, wd):
             run(f'real: demo_video {name}', [
                 py, 'tools/demo_video.py', clip, '--config',
                 'configs/demo/real_jitter.py', '--checkpoint', refiner_ckpt,
-                '--out-dir', f'{wd}/real_video', '--side-by-side', '--gt-file', f'{wd}/real_clips/{name}.json'])
+                '--out-dir', f'{wd}/real_video', '--side-by-side',
+                '--gt-file', f'{wd}/real_clips/{name}.json'])
     return lane
 
 

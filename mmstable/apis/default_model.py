@@ -10,7 +10,9 @@ weights.
 import os.path as osp
 from typing import Optional, Tuple
 
-__all__ = ['DEFAULT_FACE_CONFIG', 'DEFAULT_FACE_WORK_DIR', 'default_face_model']
+__all__ = [
+    'DEFAULT_FACE_CONFIG', 'DEFAULT_FACE_WORK_DIR', 'default_face_model'
+]
 
 _ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 #: the real-face refiner's config, relative to the repository
