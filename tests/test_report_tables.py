@@ -1,5 +1,6 @@
 """The report tables of tools/test.py on hand-made metrics."""
 import importlib.util
+import os
 import os.path as osp
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -63,3 +64,34 @@ def test_demo_pareto_summary(tmp_path):
     # refined 200 against the Kalman front's 300 at NME 0.03: 1 − 2/3
     assert 'PASS fast_jittered: refined NMF 33.3% below' in text
     assert 'best Kalman' in text and '200 (-50%)' in text
+
+
+def test_demo_lanes_run_side_by_side_and_stop_on_failure(tmp_path, capsys):
+    import sys
+    spec = importlib.util.spec_from_file_location(
+        'mmstable_demo_tool', osp.join(REPO, 'tools', 'demo.py'))
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    py = sys.executable
+    lanes = demo.Lanes(dict(os.environ), str(tmp_path / 'logs'))
+    done = []
+
+    def good(run):
+        run('a: one', [py, '-c', 'print("hello")'])
+        done.append('a one')
+
+    def bad(run):
+        run('b: fails', [py, '-c', 'import sys; print("boom"); sys.exit(3)'])
+        done.append('b after failure')  # never reached
+
+    for t in (lanes.start('a', good), lanes.start('b', bad)):
+        t.join()
+    assert lanes.failed.startswith('b: fails (exit 3')
+    assert done in (['a one'], [])  # lane a may be stopped before its stage
+    out = capsys.readouterr().out
+    assert 'b: b: fails FAILED (exit 3)' in out and 'boom' in out
+    assert (tmp_path / 'logs' / 'b_fails.log').read_text() == 'boom\n'
+    lanes = demo.Lanes(dict(os.environ), str(tmp_path / 'logs2'))
+    lanes.start('a', good).join()
+    assert lanes.failed is None and set(lanes.times) == {'a: one'}
+    assert (tmp_path / 'logs2' / 'a_one.log').read_text() == 'hello\n'
