@@ -100,7 +100,8 @@ def _wrapper_part(line: int) -> str:
     once: the lines of the normalisation and of the keypoint stage)."""
     if not _WRAPPER_LINES:
         from . import stateful_step
-        src = open(stateful_step.__file__.replace('.pyc', '.py')).read()
+        with open(stateful_step.__file__) as f:
+            src = f.read()
         part = 'other'
         for i, text in enumerate(src.splitlines(), 1):
             if 'pre._channel_conversion' in text:
