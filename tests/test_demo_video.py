@@ -576,3 +576,7 @@ def test_gt_file_scores_stabilised_and_raw(models, clip, tmp_path, capsys):
                         tmp_path / 'out2', '--full-frame', '--gt-file', gt)
     assert code == 1 and 'no "frames" list' in err
     assert not osp.exists(tmp_path / 'out2')
+    code, err = run_cli(capsys, video, '--config', models['stable'][0],
+                        '--checkpoint', models['stable'][1], '--out-dir',
+                        tmp_path / 'out2', '--realtime', '--gt-file', gt)
+    assert code == 2 and '--gt-file scores every frame' in err

@@ -186,6 +186,9 @@ def parse_args(argv=None):
         raise UsageError(f'--fps must be in (0, 1000), got {args.fps}')
     if not 0 <= args.iou_thr < 1:
         raise UsageError(f'--iou-thr must be in [0, 1), got {args.iou_thr}')
+    if args.gt_file and args.realtime:
+        raise UsageError('--gt-file scores every frame; --realtime drops late '
+                         'frames: run without --realtime to score')
     if args.det_checkpoint and not args.det_config:
         raise UsageError('--det-checkpoint needs --det-config')
     try:
