@@ -35,6 +35,7 @@ the real-face demo's refiner training videos::
         --clip-videos 10
 """
 import argparse
+import functools
 import os.path as osp
 import sys
 import time
@@ -95,45 +96,41 @@ def main(argv=None):
             expression=args.expression)
     except ValueError as e:
         sys.exit(f'make_synthetic_faces: {e}')
-    if args.faces_root is None:
-        writer = write_split
-    else:
-        def writer(*a, **kw):
-            return write_real_split(*a, faces_root=args.faces_root, **kw)
+    write = write_split if args.faces_root is None else functools.partial(
+        write_real_split, faces_root=args.faces_root)
+
+    def run(options: str, split: str, **kwargs) -> dict:
+        """One split (or one preset's clips); errors name ``options``."""
+        try:
+            return write(args.out, split, img_ext=args.img_ext, **kwargs)
+        except (ValueError, FileNotFoundError) as e:
+            sys.exit(f'make_synthetic_faces: {options}: {e}')
+
     t0 = time.perf_counter()
     total = 0
     for split in args.splits:
         flag = '' if split == 'train' else f'{split}_'
         frames = getattr(args, f'{flag}frames')
-        try:
-            info = writer(
-                args.out, split,
-                num_videos=getattr(args, f'{flag}videos'),
-                num_frames=DEFAULT_SPLIT_SIZES[split][1]
-                if frames is None else frames,
-                seed=args.seed, generator=generator, img_ext=args.img_ext)
-        except (ValueError, FileNotFoundError) as e:
-            sys.exit(f'make_synthetic_faces: --{flag.replace("_", "-")}'
-                     f'videos/frames: {e}')
+        info = run(
+            f'--{flag.replace("_", "-")}videos/frames', split,
+            num_videos=getattr(args, f'{flag}videos'),
+            num_frames=DEFAULT_SPLIT_SIZES[split][1]
+            if frames is None else frames,
+            seed=args.seed, generator=generator)
         total += info['num_images']
         print(f'{split:5s}: {info["num_videos"]} videos x '
               f'{info["num_frames"]} frames -> {info["ann_file"]} '
               f'({info["seconds"]:.1f} s, '
               f'{1e3 * info["seconds"] / info["num_images"]:.1f} ms/frame)')
     for preset in PRESETS if args.clip_videos > 0 else ():
-        try:
-            info = writer(
-                args.out, 'train', num_videos=args.clip_videos,
-                num_frames=args.clip_frames, seed=args.seed + 1,
-                generator=FaceVideoGenerator(
-                    **dict(preset_settings(preset),
-                           image_size=args.image_size,
-                           face_size=tuple(args.face_size))),
-                ann_file=default_ann_file('train', preset),
-                img_ext=args.img_ext, video_prefix=f'train_{preset}')
-        except (ValueError, FileNotFoundError) as e:
-            sys.exit(f'make_synthetic_faces: --clip-videos/--clip-frames: '
-                     f'{e}')
+        info = run(
+            '--clip-videos/--clip-frames', 'train',
+            num_videos=args.clip_videos, num_frames=args.clip_frames,
+            seed=args.seed + 1, generator=FaceVideoGenerator(
+                **dict(preset_settings(preset), image_size=args.image_size,
+                       face_size=tuple(args.face_size))),
+            ann_file=default_ann_file('train', preset),
+            video_prefix=f'train_{preset}')
         total += info['num_images']
         print(f'clips ({preset}): {info["num_videos"]} videos x '
               f'{info["num_frames"]} frames -> {info["ann_file"]} '
