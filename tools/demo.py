@@ -108,8 +108,13 @@ class Lanes:
 
 
 def last_checkpoint(work_dir):
-    with open(osp.join(work_dir, 'last_checkpoint')) as f:
-        return f.read().strip()
+    """The checkpoint the training run in ``work_dir`` saved last."""
+    from mmengine.runner import find_latest_checkpoint
+    ckpt = find_latest_checkpoint(osp.join(ROOT, work_dir))
+    if not ckpt:
+        raise FileNotFoundError(f'{work_dir}: no last_checkpoint (did its '
+                                'training stage fail?)')
+    return ckpt
 
 
 from mmstable.datasets.synthetic.generator import \

@@ -10,6 +10,8 @@ weights.
 import os.path as osp
 from typing import Optional, Tuple
 
+from mmengine.runner import find_latest_checkpoint
+
 __all__ = [
     'DEFAULT_FACE_CONFIG', 'DEFAULT_FACE_WORK_DIR', 'default_face_model'
 ]
@@ -32,11 +34,10 @@ def default_face_model(root: Optional[str] = None) -> Tuple[str, str]:
     root = _ROOT if root is None else root
     config = osp.join(root, DEFAULT_FACE_CONFIG)
     work_dir = osp.join(root, DEFAULT_FACE_WORK_DIR)
-    marker = osp.join(work_dir, 'last_checkpoint')
     checkpoint = None
-    if osp.isfile(marker):
-        with open(marker) as f:
-            checkpoint = f.read().strip()
+    if osp.isfile(osp.join(work_dir, 'last_checkpoint')):
+        # MMEngine's record of the checkpoint it saved last
+        checkpoint = find_latest_checkpoint(work_dir)
         if checkpoint and not osp.isabs(checkpoint):
             checkpoint = osp.join(root, checkpoint)
     if not osp.isfile(config) or not checkpoint or \

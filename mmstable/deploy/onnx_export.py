@@ -85,8 +85,7 @@ def _nan_to_num(g, x, nan, posinf, neginf):
     whole map); the same values (NaN and ±inf fail ``|x| < inf``)."""
     from torch.onnx._internal.torchscript_exporter import (symbolic_helper,
                                                            symbolic_opset10)
-    args = [symbolic_helper._maybe_get_const(v, 'f') for v in
-            (nan, posinf, neginf)]
+    args = [_maybe_const(v, 'f') for v in (nan, posinf, neginf)]
     if any(a is None or not isinstance(a, float) or a != 0. for a in args) \
             or not symbolic_helper._is_fp(x):
         return symbolic_opset10.nan_to_num(g, x, nan, posinf, neginf)
@@ -102,7 +101,7 @@ def _einsum(g, equation, tensor_list, path=None):
     (ONNX Runtime's Einsum runs it 5x slower); other equations: Einsum."""
     from torch.onnx._internal.torchscript_exporter import (symbolic_helper,
                                                            symbolic_opset12)
-    eq = symbolic_helper._maybe_get_const(equation, 's')
+    eq = _maybe_const(equation, 's')
     tensors = symbolic_helper._unpack_list(tensor_list)
     if eq != 'ngchw,oc->ngohw':
         return symbolic_opset12.einsum(g, equation, tensor_list, path)
@@ -130,7 +129,7 @@ def _grid_sampler(g, x, grid, mode, padding_mode, align_corners):
     modes: GridSample."""
     from torch.onnx._internal.torchscript_exporter import (symbolic_helper,
                                                            symbolic_opset20)
-    args = [symbolic_helper._maybe_get_const(v, t) for v, t in
+    args = [_maybe_const(v, t) for v, t in
             ((mode, 'i'), (padding_mode, 'i'), (align_corners, 'b'))]
     if args != [0, 0, True] or symbolic_helper._get_tensor_rank(x) != 4:
         return symbolic_opset20._grid_sampler(g, x, grid, mode, padding_mode,
