@@ -26,6 +26,18 @@ def test_by_hand_from_config():
     assert loss(pred, target).item() == pytest.approx(4.)
 
 
+def test_rms_flicker_by_hand():
+    loss = MODELS.build(dict(type='KeypointFlickerLoss', jitter_weight=0.5,
+                             flicker='rms'))
+    pred, target = clip()
+    # error mean 1.25 as above; flicker changes (0, 3) %: sqrt((0 + 9) / 2)
+    assert loss(pred, target).item() == pytest.approx(1.25 + 0.5 * 4.5**0.5)
+    # finite gradient where nothing changes between frames
+    still = target.clone().requires_grad_()
+    loss(still, target).backward()
+    assert torch.isfinite(still.grad).all()
+
+
 def test_weight_zero_frames_never_count():
     loss = MODELS.build(dict(type='KeypointFlickerLoss', jitter_weight=1.))
     pred, target = clip()
@@ -49,6 +61,11 @@ def test_gradient_is_finite_at_zero_error():
 def test_bad_options(kwargs):
     with pytest.raises(ValueError, match='>= 0'):
         MODELS.build(dict(type='KeypointFlickerLoss', **kwargs))
+
+
+def test_bad_flicker_form():
+    with pytest.raises(ValueError, match="'mean' or 'rms'"):
+        MODELS.build(dict(type='KeypointFlickerLoss', flicker='max'))
 
 
 def test_bad_shapes():

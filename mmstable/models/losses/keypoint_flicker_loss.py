@@ -26,19 +26,33 @@ class KeypointFlickerLoss(nn.Module):
     the accuracy / flicker trade-off training aims; the result times
     ``loss_weight``.
 
+    ``flicker='rms'`` takes the flicker term as NMF does
+    (:func:`mmstable.evaluation.functional.nmf`: an RMS, so a few large
+    jumps weigh more than many small ones)::
+
+        sqrt(mean_{t≥1,k} ‖e_{t,k} − e_{t−1,k}‖²)
+
     Args:
         jitter_weight (float): weight of the flicker term (>= 0).
         loss_weight (float): weight of the whole loss.
+        flicker (str): ``'mean'`` (the mean norm, default) or ``'rms'``.
     """
 
-    def __init__(self, jitter_weight: float = 0.1, loss_weight: float = 1.):
+    def __init__(self,
+                 jitter_weight: float = 0.1,
+                 loss_weight: float = 1.,
+                 flicker: str = 'mean'):
         super().__init__()
         if jitter_weight < 0 or loss_weight < 0:
             raise ValueError('KeypointFlickerLoss: jitter_weight and '
                              'loss_weight must be >= 0, got '
                              f'{jitter_weight!r}, {loss_weight!r}')
+        if flicker not in ('mean', 'rms'):
+            raise ValueError("KeypointFlickerLoss: flicker must be 'mean' or "
+                             f"'rms', got {flicker!r}")
         self.jitter_weight = float(jitter_weight)
         self.loss_weight = float(loss_weight)
+        self.flicker = flicker
 
     def forward(self,
                 pred: Tensor,
@@ -72,7 +86,12 @@ class KeypointFlickerLoss(nn.Module):
         err = 100. * (pred - target) / scale[..., None, None]
         acc = _masked_mean(_safe_l2(err), valid)
         both = valid[:, 1:] & valid[:, :-1]
-        flicker = _masked_mean(_safe_l2(err[:, 1:] - err[:, :-1]), both)
+        change = err[:, 1:] - err[:, :-1]
+        if self.flicker == 'rms':
+            flicker = _masked_mean(change.square().sum(-1), both).clamp_min(
+                1e-12).sqrt()
+        else:
+            flicker = _masked_mean(_safe_l2(change), both)
         return self.loss_weight * (acc + self.jitter_weight * flicker)
 
 
