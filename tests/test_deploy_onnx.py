@@ -182,6 +182,79 @@ def test_plain_model_export_same_interface(tmp_path):
     assert worst['keypoints'] <= TOL
 
 
+def _keypoint_stage_model(config=DEMO, seed=0):
+    """Random weights (maps lifted, as _refiner_model), the keypoint
+    stage's MLP perturbed, the map stage left at its zero init (an
+    identity, as configs/demo/real_jitter.py keeps it)."""
+    torch.manual_seed(seed)
+    model = init_model(config, None, device='cpu',
+                       cfg_options=copy.deepcopy(PDC0)).eval()
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        model.head.base_head.final_layer.bias += 1.
+        for p in model.head.keypoint_filter.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 0.1)
+    return model
+
+
+def test_map_stage_is_identity_only_when_it_adds_nothing():
+    head = _keypoint_stage_model().head
+    assert head.map_stage_is_identity()
+    # the default real-face model's config keeps its map stage at that init
+    real = init_model(osp.join(ROOT, 'configs/demo/real_jitter.py'), None,
+                      device='cpu')
+    assert real.head.map_stage_is_identity()
+    keys = real.cfg.optim_wrapper.paramwise_cfg.custom_keys
+    assert all(keys[k]['lr_mult'] == 0. for k in ('cell', 'out_proj',
+                                                  'input_gain'))
+    for name in ('out_proj.bias', 'input_gain'):
+        other = copy.deepcopy(head)
+        with torch.no_grad():
+            dict(other.named_parameters())[name].add_(1e-3)
+        assert not other.map_stage_is_identity(), name
+    gated = init_model(DEMO, None, device='cpu', cfg_options=dict(
+        model=dict(head=dict(memory='gated')))).head
+    assert not gated.map_stage_is_identity()
+
+
+def test_identity_map_stage_skipped_in_torch_and_in_the_graph(tmp_path):
+    """The skip changes nothing: the torch model that skips the identity
+    map stage tracks like one forced through it (same landmarks, 30
+    frames, two faces, moving boxes), and its export has no map-stage
+    state, only the keypoint stage's, and agrees with torch ≤ 1e-3 px over
+    100 frames."""
+    model = _keypoint_stage_model()
+    forced = copy.deepcopy(model)
+    forced.head.map_stage_is_identity = lambda: False
+    frames, boxes = synthetic_clip(100, faces=2)
+    worst = track_agreement(model, forced, frames[:30], boxes[:30])
+    assert worst['keypoints'] == 0. and worst['raw_keypoints'] == 0.
+    path = str(tmp_path / 'identity.onnx')
+    step = export_onnx(model, path)
+    meta = read_metadata(path)
+    assert meta['stateful']
+    assert sorted(meta['state_spec']) == [
+        'filter_count', 'filter_cov', 'filter_innovation', 'filter_position',
+        'filter_velocity'
+    ]
+    assert step.output_names[4:] == [
+        f'new_state_filter_{f}'
+        for f in ('position', 'velocity', 'cov', 'count', 'innovation')
+    ]
+    worst = track_agreement(model, init_model(path, onnx_threads=1), frames,
+                            boxes)
+    assert worst['frames'] == 100
+    assert worst['keypoints'] <= TOL and worst['raw_keypoints'] <= TOL
+    # the keypoint stage acts: the refined landmarks are not the raw ones
+    tracker = StableFaceTracker(init_model(path, onnx_threads=1))
+    moved = 0.
+    for frame, box in zip(frames[:5], boxes[:5]):
+        for face in tracker.update(frame, box):
+            moved = max(moved, float(np.abs(face.keypoints -
+                                            face.raw_keypoints).max()))
+    assert moved > 0.01
+
+
 def test_msra_decoder_is_refused():
     model = init_model(DEMO_IMAGE, None, device='cpu').eval()
     with pytest.raises(ValueError, match="decoder.type='PDCCodec'"):

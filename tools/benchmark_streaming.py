@@ -9,8 +9,20 @@ on them; backbone ``init_cfg=None``, flip test off):
   (``StableTopdownPoseEstimator`` + ``ConvLSTMRefineHead`` with its default
   keypoint stage) — both decoded with ``PDCCodec``, the exported graph's
   decoder;
+- ``real``: the default real-face model (configs/demo/real_image_model.py
+  and configs/demo/real_jitter.py, the checkpoint ``make demo`` builds when
+  it exists, ``--real-checkpoint`` otherwise): its map stage is kept at the
+  identity, so its refiner is the keypoint stage (the step skips the map
+  stage, :meth:`mmstable.models.ConvLSTMRefineHead.map_stage_is_identity`;
+  printed);
 - ``demo``: the demo's small model (configs/demo/synthetic_image_model.py)
-  and its refiner config (configs/demo/synthetic_jitter.py).
+  and its refiner config (configs/demo/synthetic_jitter.py), a trained map
+  stage (``--demo-checkpoint``: its weights).
+
+An untrained ``demo`` / ``hrnet`` refiner's map stage is the identity (its
+output layer starts at 0) and would be skipped: the benchmark moves that
+layer's bias off 0 so that it times the map stage a trained refiner has
+(timing does not depend on the values).
 
 Each is driven through :class:`mmstable.apis.StableFaceTracker` exactly as a
 video would drive it: one frame per ``update``, one face (batch 1), a fixed
@@ -21,16 +33,16 @@ load from other processes hits both; fps = 1 / median per-frame time (test
 pipeline, model, decode, tracking), latency = median and p95 of the
 per-frame time. ``--e2e`` adds the end-to-end loop on a 640x480 video
 (:class:`mmstable.deploy.RealtimeFaceLoop`: crop from the landmarks, the
-detector only on the first frame) for the demo model + refiner.
+detector only on the first frame) for ``--e2e-model`` + refiner.
 
 ``--profile`` adds ONNX Runtime's profile of each graph, per part of the
 step and per op type (:func:`mmstable.deploy.profile.profile_onnx`).
 
 Usage::
 
-    python tools/benchmark_streaming.py [--models demo hrnet]
-        [--threads 1 2] [--frames 30] [--e2e] [--demo-checkpoint CKPT]
-        [--profile]
+    python tools/benchmark_streaming.py [--models real demo hrnet]
+        [--threads 1 2] [--frames 30] [--e2e] [--e2e-model real|demo]
+        [--real-checkpoint CKPT] [--demo-checkpoint CKPT] [--profile]
 """
 import argparse
 import copy
@@ -50,24 +62,29 @@ MMPOSE_CONFIG = ('mmpose::face_2d_keypoint/topdown_heatmap/wflw/'
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_IMAGE = osp.join(ROOT, 'configs/demo/synthetic_image_model.py')
 DEMO_STABLE = osp.join(ROOT, 'configs/demo/synthetic_jitter.py')
+REAL_IMAGE = osp.join(ROOT, 'configs/demo/real_image_model.py')
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--models', nargs='+', default=['demo', 'hrnet'],
-                        choices=['demo', 'hrnet'])
+    parser.add_argument('--models', nargs='+', default=['real', 'hrnet'],
+                        choices=['real', 'demo', 'hrnet'])
     parser.add_argument('--threads', type=int, nargs='+', default=[1, 2],
                         help='CPU threads of torch and ONNX Runtime')
     parser.add_argument('--frames', type=int, default=30,
                         help='timed frames per model')
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--e2e', action='store_true',
-                        help='also the end-to-end 640x480 loop (demo model '
+                        help='also the end-to-end 640x480 loop (--e2e-model '
                         '+ refiner, ONNX Runtime and torch)')
+    parser.add_argument('--e2e-model', default='real',
+                        choices=['real', 'demo'])
     parser.add_argument('--e2e-frames', type=int, default=150)
     parser.add_argument('--demo-checkpoint', default=None,
-                        help='weights of the demo image model (default: '
-                        'random)')
+                        help='weights of the demo model (default: random)')
+    parser.add_argument('--real-checkpoint', default=None,
+                        help='weights of the real-face refiner (default: '
+                        'the one `make demo` built, random if none)')
     parser.add_argument('--profile', action='store_true',
                         help='also ONNX Runtime\'s profile of each graph (1 '
                         'thread): ms per step by part and by op type '
@@ -90,13 +107,41 @@ def build_configs(model: str):
             type='ConvLSTMRefineHead', base_head=copy.deepcopy(head),
             decoder=head.decoder)
     else:
-        plain = Config.fromfile(DEMO_IMAGE)
+        from mmstable.apis.default_model import DEFAULT_FACE_CONFIG
+        plain = Config.fromfile(DEMO_IMAGE if model == 'demo' else REAL_IMAGE)
         plain.model.head.decoder = dict(plain.model.head.decoder,
                                         type='PDCCodec')
-        stable = Config.fromfile(DEMO_STABLE)
+        stable = Config.fromfile(DEMO_STABLE if model == 'demo' else osp.join(
+            ROOT, DEFAULT_FACE_CONFIG))
     for cfg in (plain, stable):
         cfg.model.test_cfg.flip_test = False
     return {False: plain, True: stable}
+
+
+def build_model(name: str, refiner: bool, args):
+    """A benchmark model (see the module docstring) and whether its step
+    skips the map stage (an identity one)."""
+    from mmstable.apis import init_model
+    from mmstable.apis.default_model import default_face_model
+    ckpt = None
+    if name == 'demo':
+        ckpt = args.demo_checkpoint
+    elif name == 'real' and refiner:
+        ckpt = args.real_checkpoint
+        if ckpt is None:
+            try:
+                ckpt = default_face_model()[1]
+            except FileNotFoundError:
+                print('real: no default real-face model built (make demo): '
+                      'random weights')
+    model = init_model(build_configs(name)[refiner], ckpt, device='cpu')
+    head = model.head
+    if not refiner:
+        return model, False
+    if name != 'real' and head.map_stage_is_identity():
+        with torch.no_grad():  # a trained map stage (module docstring)
+            head.out_proj.bias.add_(1e-3)
+    return model, head.map_stage_is_identity()
 
 
 def _stats(times):
@@ -161,9 +206,11 @@ def main(argv=None) -> dict:
         size = 256
         video = FaceVideoGenerator(image_size=size).generate(0, num)
         box = np.array([[32., 32., 224., 224.]], np.float32)
-        for refiner, cfg in configs.items():
-            ckpt = args.demo_checkpoint if name == 'demo' else None
-            torch_model = init_model(cfg, ckpt, device='cpu')
+        for refiner in configs:
+            torch_model, skipped = build_model(name, refiner, args)
+            if refiner:
+                print(f'{name}: map stage '
+                      f'{"identity, skipped" if skipped else "in the step"}')
             path = osp.join(tmp.name, f'{name}_{refiner}.onnx')
             export_onnx(torch_model, path, keep_source=args.profile)
             if args.profile:
@@ -221,9 +268,8 @@ def main(argv=None) -> dict:
     result = dict(rows=rows, profiles=profiles)
     if args.e2e:
         frames, boxes = e2e_video(args.e2e_frames)
-        cfg = build_configs('demo')[True]
-        torch_model = init_model(cfg, args.demo_checkpoint, device='cpu')
-        path = osp.join(tmp.name, 'demo_e2e.onnx')
+        torch_model, _ = build_model(args.e2e_model, True, args)
+        path = osp.join(tmp.name, 'e2e.onnx')
         export_onnx(torch_model, path)
         result['e2e'] = {}
         for threads in args.threads:
@@ -233,7 +279,8 @@ def main(argv=None) -> dict:
                     path, onnx_threads=threads)
                 stats = run_e2e(model, frames, boxes)
                 result['e2e'][(backend, threads)] = stats
-                print(f'end to end 640x480, demo model + refiner, {backend}, '
+                print(f'end to end 640x480, {args.e2e_model} model + '
+                      f'refiner, {backend}, '
                       f'{threads} thr: {stats.summary()}')
     tmp.cleanup()
     return result

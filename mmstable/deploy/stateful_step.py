@@ -27,6 +27,12 @@ head's ``keypoint_filter`` ``step`` (when the head has one), and PDC
 math, so the torch path and the graph agree by construction; the only new
 code is the packing of state tensors.
 
+A refiner whose map stage is the identity
+(:meth:`~mmstable.models.ConvLSTMRefineHead.map_stage_is_identity`, e.g. the
+default real-face model's, kept at its zero init) is exported without it:
+no ``h`` / ``c`` / ``affine`` state, the maps decoded once; its keypoint
+stage is the refiner.
+
 The initial state of a track is all zeros (:meth:`StatefulStep.zero_state`):
 ``h = c = 0`` warps to 0 whatever the affine, and the keypoint stage starts a
 track where its ``count`` is 0.
@@ -96,10 +102,15 @@ class StatefulStep(nn.Module):
                 f'convolution (MMPose HeatmapHead); found {type(head)}')
         self.num_keypoints = final.out_channels
         if self.stateful:
-            fields = list(_REFINER_FIELDS)
-            if head.warp_state and head.motion_compensation == 'predicted':
+            # an identity map stage (ConvLSTMRefineHead.map_stage_is_identity)
+            # is left out of the graph, with its state: the refined maps are
+            # the raw ones, decoded once
+            self.map_stage = not head.map_stage_is_identity()
+            fields = list(_REFINER_FIELDS) if self.map_stage else []
+            if self.map_stage and head.warp_state and \
+                    head.motion_compensation == 'predicted':
                 fields += _PREDICTED_FIELDS
-            if head.memory == 'gated':
+            if self.map_stage and head.memory == 'gated':
                 fields += _MEMORY_FIELDS
             self.refiner_fields = fields
             self.keypoint_filter = getattr(head, 'keypoint_filter', None)
@@ -109,6 +120,7 @@ class StatefulStep(nn.Module):
         else:
             self.refiner_fields, self.filter_fields = [], []
             self.keypoint_filter = None
+            self.map_stage = False
         self.state_spec = self._state_spec()
         self.input_names = ['crop', 'crop_affine'] + [
             f'state_{n}' for n in self.state_spec
@@ -182,16 +194,18 @@ class StatefulStep(nn.Module):
             return (raw, raw_scores, raw, raw_scores)
 
         values = dict(zip(self.state_spec, state))
-        track = TrackState(**{
-            f: values[f'refiner_{f}']
-            for f in self.refiner_fields
-        })
-        refined, track = head.refine(
-            heatmaps[:, None], track, None,
-            (scale[:, None] * crop_affine)[:, None])
-        keypoints, scores = _pdc(refined[:, 0], *self.pdc)
-        keypoints = keypoints * to_input
-        new_state = [getattr(track, f) for f in self.refiner_fields]
+        keypoints, scores, new_state = raw, raw_scores, []
+        if self.map_stage:
+            track = TrackState(**{
+                f: values[f'refiner_{f}']
+                for f in self.refiner_fields
+            })
+            refined, track = head.refine(
+                heatmaps[:, None], track, None,
+                (scale[:, None] * crop_affine)[:, None])
+            keypoints, scores = _pdc(refined[:, 0], *self.pdc)
+            keypoints = keypoints * to_input
+            new_state = [getattr(track, f) for f in self.refiner_fields]
         if self.keypoint_filter is not None:
             kstate = KalmanTrackState(**{
                 f: values[f'filter_{f}']

@@ -314,9 +314,28 @@ class ConvLSTMRefineHead(BaseHead):
         if video_id is None:
             self._states: Dict[object, TrackState] = {}
             self._filter_states: Dict[object, KalmanTrackState] = {}
+            # each track's last frame_id (the continuation rule's)
+            self._last_frames: Dict[object, int] = {}
         else:
             self._states.pop(video_id, None)
             self._filter_states.pop(video_id, None)
+            self._last_frames.pop(video_id, None)
+
+    def map_stage_is_identity(self) -> bool:
+        """Whether the map stage returns its input maps unchanged
+        (``s_t = o_t`` for every input and state): no gated memory, the
+        output layer's weights and bias all 0 and, with
+        ``share_across_keypoints``, the input gain γ = 0 (the cell's output
+        is bounded, so ``0 · h = 0``). A map stage kept at its zero init
+        (``configs/demo/real_jitter.py`` freezes it) is; :meth:`predict` and
+        the ONNX step (:class:`mmstable.deploy.StatefulStep`) then skip it
+        and decode the maps once — the refiner is its keypoint stage."""
+        if self.memory is not None:
+            return False
+        params = list(self.out_proj.parameters())
+        if self.share_across_keypoints:
+            params.append(self.input_gain)
+        return not any(bool(p.detach().any()) for p in params)
 
     def refine(self,
                heatmaps: Tensor,
@@ -562,13 +581,16 @@ class ConvLSTMRefineHead(BaseHead):
         else:
             heatmaps = self._base_forward(feats)
 
+        identity = self.map_stage_is_identity()
         batch_heatmaps, runs, frame_affines = self._predict_stateful(
-            heatmaps, batch_data_samples)
+            heatmaps, batch_data_samples, refine=not identity)
         preds = self.decode(batch_heatmaps)
         raws = None
         if test_cfg.get('output_raw', False) or \
                 self.keypoint_filter is not None:
-            raws = self.decode(heatmaps)
+            # an identity map stage: the raw maps are the refined ones
+            raws = ([pred.clone() for pred in preds]
+                    if identity else self.decode(heatmaps))
         if self.keypoint_filter is not None:
             self._filter_predictions(preds, raws, batch_data_samples, runs,
                                      frame_affines)
@@ -586,7 +608,8 @@ class ConvLSTMRefineHead(BaseHead):
         return preds
 
     def _predict_stateful(self, heatmaps: Tensor,
-                          batch_data_samples: Sequence
+                          batch_data_samples: Sequence,
+                          refine: bool = True
                           ) -> Tuple[Tensor, list, Optional[Tensor]]:
         """Refine test frames, carrying one :class:`TrackState` per
         ``video_id``; returns the refined maps, the runs
@@ -599,11 +622,12 @@ class ConvLSTMRefineHead(BaseHead):
         stored state of its video iff its first ``frame_id`` follows the
         video's last one by 1..``max_frame_gap``. All runs are refined in one
         padded call; afterwards only the videos of this batch keep a state
-        (a track absent from a call has ended).
+        (a track absent from a call has ended). ``refine=False`` (an
+        identity map stage) returns the maps as they are, with the runs.
         """
         runs: List[list] = []  # [video_id, frame indices, continues]
         open_run: Dict[object, int] = {}
-        last = {vid: s.frame_id for vid, s in self._states.items()}
+        last = dict(self._last_frames)
         for start, length in split_clips(batch_data_samples,
                                          default_clip_len=1):
             frames = list(range(start, start + length))
@@ -621,12 +645,19 @@ class ConvLSTMRefineHead(BaseHead):
                 runs.append([vid, frames, continues])
             last[vid] = self._frame_key(batch_data_samples[frames[-1]])[1]
 
+        affines = frame_affines = None
+        if (self.warp_state and refine) or self.keypoint_filter is not None:
+            frame_affines = self.frame_affines(batch_data_samples, heatmaps)
+        self._last_frames = {
+            vid: last[vid]
+            for vid, _, _ in runs if vid is not None
+        }
+        if not refine:
+            self._states = {}
+            return heatmaps, runs, frame_affines
         lengths = [len(frames) for _, frames, _ in runs]
         t_max = max(lengths)
         padded = heatmaps.new_zeros(len(runs), t_max, *heatmaps.shape[1:])
-        affines = frame_affines = None
-        if self.warp_state or self.keypoint_filter is not None:
-            frame_affines = self.frame_affines(batch_data_samples, heatmaps)
         if self.warp_state:
             affines = torch.eye(3).to(heatmaps).repeat(len(runs), t_max, 1,
                                                        1)
@@ -644,7 +675,7 @@ class ConvLSTMRefineHead(BaseHead):
                 memory_shape=heatmaps.shape[1:]
                 if self.memory == 'gated' else None)
             state = TrackState.cat([
-                self._states[vid] if continues
+                self._states[vid] if continues and vid in self._states
                 and self._states[vid].fits(zero) else zero
                 for vid, _, continues in runs
             ])

@@ -211,6 +211,11 @@ class DecoupledRecurrentRefineHead(ConvLSTMRefineHead):
                 'head.base_head)')
         return stride
 
+    def map_stage_is_identity(self) -> bool:
+        """Never skipped: this head's recurrence reads the features, not
+        only the maps (:meth:`ConvLSTMRefineHead.map_stage_is_identity`)."""
+        return False
+
     def refine(self,
                heatmaps: Tensor,
                state: Optional[TrackState] = None,
@@ -318,7 +323,8 @@ class DecoupledRecurrentRefineHead(ConvLSTMRefineHead):
             self._test_feats = None
 
     def _predict_stateful(self, heatmaps: Tensor,
-                          batch_data_samples: Sequence) -> Tensor:
+                          batch_data_samples: Sequence,
+                          refine: bool = True) -> Tensor:
         # the inherited run / track bookkeeping moves frames around as maps:
         # give it each frame's index, refine gathers features and heatmaps
         x = self._test_feats
@@ -326,7 +332,7 @@ class DecoupledRecurrentRefineHead(ConvLSTMRefineHead):
         index = torch.arange(len(heatmaps)).to(heatmaps)[:, None, None, None]
         with self._frame_features((x, heatmaps), 'indexed'):
             return super()._predict_stateful(index.expand_as(heatmaps),
-                                             batch_data_samples)
+                                             batch_data_samples, refine)
 
     def loss(self,
              feats: Tuple[Tensor],
