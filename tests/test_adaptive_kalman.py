@@ -139,3 +139,133 @@ def test_bad_shapes():
         filt(torch.zeros(3, 5, 2))
     with pytest.raises(ValueError, match='must match'):
         filt(torch.zeros(1, 3, 5, 2), torch.zeros(1, 3, 4, 2))
+
+
+# velocity_damping: F = [[1, 1], [0, ρ]], ρ = 1 − sigmoid(u) (issue 11)
+
+
+def test_velocity_damping_built_from_config():
+    filt = MODELS.build(dict(type='AdaptiveKalmanFilter',
+                             velocity_damping=True))
+    assert filt.velocity_damping is True
+    assert filt.mlp[2].weight.shape == (3, 16)
+    assert filt.mlp[2].weight.abs().sum().item() == 0.
+    assert filt.mlp[2].bias[2].item() == -30.
+    # ρ = 1 − sigmoid(−30) rounds to exactly 1 in float32
+    assert (1. - torch.sigmoid(filt.mlp[2].bias[2])).item() == 1.
+    assert 'velocity_damping=True' in repr(filt)
+    # the default keeps the two-output MLP: earlier checkpoints load
+    plain = AdaptiveKalmanFilter()
+    assert {k: tuple(v.shape) for k, v in plain.state_dict().items()} == {
+        'mlp.0.weight': (16, 8), 'mlp.0.bias': (16, ),
+        'mlp.2.weight': (2, 16), 'mlp.2.bias': (2, )}
+    assert 'velocity_damping' not in repr(plain)
+
+
+def _damping_pair(seed: int):
+    torch.manual_seed(seed)
+    plain = AdaptiveKalmanFilter(velocity_damping=False)
+    torch.manual_seed(seed)
+    damped = AdaptiveKalmanFilter(velocity_damping=True)
+    return plain, damped
+
+
+def test_velocity_damping_at_init_is_the_constant_velocity_filter():
+    plain, damped = _damping_pair(0)
+    torch.manual_seed(1)
+    z = torch.cumsum(torch.randn(2, 12, 3, 2), 1) * 3 + torch.rand(
+        1, 1, 3, 2) * 100
+    ref = z + torch.randn_like(z)
+    assert torch.equal(plain.mlp[0].weight, damped.mlp[0].weight)
+    out_p, st_p = plain(z, ref)
+    out_d, st_d = damped(z, ref)
+    assert torch.equal(out_p, out_d)
+    assert torch.equal(st_p.velocity, st_d.velocity)
+    assert torch.equal(st_p.cov, st_d.cov)
+    # also with a trained-looking q / blend (u's row still at init)
+    with torch.no_grad():
+        w = torch.randn(2, 16) * 0.5
+        plain.mlp[2].weight.copy_(w)
+        damped.mlp[2].weight[:2] = w
+    out_p, st_p = plain(z, ref)
+    out_d, st_d = damped(z, ref)
+    assert not torch.equal(out_p, plain.__class__()(z, ref)[0])
+    assert torch.equal(out_p, out_d)
+    assert torch.equal(st_p.cov, st_d.cov)
+
+
+def test_velocity_damping_fixed_retention_by_hand():
+    filt = AdaptiveKalmanFilter(q_init=1., velocity_damping=True)
+    with torch.no_grad():
+        filt.mlp[2].bias[2] = 0.  # ρ = 1 − sigmoid(0) = 1/2
+    # one face unit = 1 px; landmark 0 measured at x = 0, 9, 12
+    z = torch.stack([face(0.), face(9.), face(12.)])[None]
+    out, state = filt(z)
+    # frame 0: p = 0, v = 0, P = I.
+    # frame 1: p⁻ = 0, v⁻ = 0; F P Fᵀ = (P00 + 2 P01 + P11, ρ (P01 + P11),
+    # ρ² P11) = (2, 1/2, 1/4); + q G Gᵀ = (1/4, 1/2, 1) -> (9/4, 1, 5/4).
+    # gain (9/4, 1) / (13/4) = (9/13, 4/13), innovation 9 -> p = 81/13,
+    # v = 36/13, P = (9/4 · 4/13, 1 − 9/13, 5/4 − 4/13) = (9/13, 4/13,
+    # 49/52).
+    # frame 2: p⁻ = 81/13 + 36/13 = 9, v⁻ = 18/13; F P Fᵀ = (9/13 + 8/13 +
+    # 49/52, (4/13 + 49/52) / 2, 49/208) = (9/4, 5/8, 49/208); + q G Gᵀ ->
+    # (5/2, 9/8, 257/208); gain (5/7, 9/28), innovation 12 − 9 = 3 ->
+    # p = 9 + 15/7 = 78/7, v = 18/13 + 27/28 = 855/364,
+    # P = (5/2 · 2/7, 9/8 · 2/7, 257/208 − 9/28 · 9/8) = (5/7, 9/28,
+    # 2545/2912).
+    assert out[0, :, 0, 0].tolist() == pytest.approx(
+        [0., 81. / 13., 78. / 7.], abs=1e-5)
+    assert out[0, :, 0, 1].tolist() == pytest.approx([0., 0., 0.], abs=1e-6)
+    assert state.velocity[0, 0].tolist() == pytest.approx(
+        [855. / 364., 0.], abs=1e-5)
+    assert state.cov[0, 0].tolist() == pytest.approx(
+        [5. / 7., 9. / 28., 2545. / 2912.], abs=1e-5)
+    assert state.innovation[0, 0].tolist() == pytest.approx([3., 0.],
+                                                            abs=1e-5)
+    # the same clip without damping: frame 1 equals, frame 2 differs
+    # (p = 26325/2821 + … ≠ 78/7)
+    plain, _ = AdaptiveKalmanFilter(q_init=1.)(z)
+    assert plain[0, 1, 0, 0].item() == pytest.approx(81. / 13., abs=1e-5)
+    assert abs(plain[0, 2, 0, 0].item() - 78. / 7.) > 0.1
+
+
+def test_velocity_damping_retention_init():
+    filt = AdaptiveKalmanFilter(velocity_damping=True, retention_init=0.8)
+    # u = logit(1 − 0.8) = log(0.2 / 0.8) = −log 4
+    assert filt.mlp[2].bias[2].item() == pytest.approx(-np.log(4.))
+    assert 'retention_init=0.8' in repr(filt)
+    # unlike ρ = 1 (dρ/du ≈ 1e-13), u learns: dρ/du = −0.2 · 0.8
+    z = torch.stack([face(0.), face(3.), face(7.), face(8.)])[None]
+    out, _ = filt(z)
+    out.sum().backward()
+    assert filt.mlp[2].bias.grad[2].abs().item() > 1e-3
+
+
+def test_velocity_damping_towards_zero_is_calmer_on_a_still_face():
+    """ρ → 0 forgets the velocity: on a still face whose measurements
+    alternate ±1 px the constant-velocity filter chases the alternation
+    with its velocity, the damped one moves less at the same q."""
+    t = torch.arange(30)
+    still = torch.stack([face(float(x)) for x in (t % 2) * 2. - 1.])[None]
+    change = {}
+    for u in (-30., 30.):  # ρ = 1, ρ = 0
+        filt = AdaptiveKalmanFilter(q_init=0.1, velocity_damping=True)
+        with torch.no_grad():
+            filt.mlp[2].bias[2] = u
+            out, _ = filt(still)
+        change[u] = out[0, 10:, 0, 0].diff().abs().mean().item()
+    # measured: 0.65 px (ρ = 1) vs 0.39 px (ρ = 0) per frame
+    assert change[30.] < 0.75 * change[-30.]
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(velocity_damping=1), 'velocity_damping must be True or False'),
+    (dict(velocity_damping='yes'), 'velocity_damping must be True or False'),
+    (dict(velocity_damping=None), 'velocity_damping must be True or False'),
+    (dict(velocity_damping=True, retention_init=0.), 'retention_init'),
+    (dict(velocity_damping=True, retention_init=1.5), 'retention_init'),
+    (dict(retention_init=0.9), 'needs velocity_damping=True'),
+])
+def test_velocity_damping_bad_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        AdaptiveKalmanFilter(**kwargs)

@@ -114,18 +114,38 @@ class AdaptiveKalmanFilter(nn.Module):
 
     The first frame of a track sets ``p = z``, ``v = 0``, ``P = I``.
 
+    With ``velocity_damping=True`` the MLP has a third output ``u`` and the
+    velocity is kept with the retention ``ρ = 1 − sigmoid(u)`` ∈ [0, 1]
+    per frame and landmark: F = [[1, 1], [0, ρ]], i.e. ``p⁻ = p + v``,
+    ``v⁻ = ρ v``, ``P⁻₀₀ = P₀₀ + 2 P₀₁ + P₁₁``, ``P⁻₀₁ = ρ (P₀₁ + P₁₁)``,
+    ``P⁻₁₁ = ρ² P₁₁``, then ``q G Gᵀ`` and the update with ``v⁻``. ρ = 1
+    is the constant-velocity filter; ρ → 0 forgets the velocity, towards a
+    constant-position filter (an EMA-like smoother that does not overshoot
+    on a still face). The features do not depend on ρ (they use ``p + v``
+    with the previous velocity), so one MLP call gives q, w and ρ.
+
     Args:
         q_init (float): the process noise at init (the MLP's output layer
             has zero weights and bias ``log q_init``).
         blend_init (float): the weight of the raw landmarks in the
             measurement at init, in [0, 1).
         hidden_channels (int): width of the MLP's hidden layer.
+        velocity_damping (bool): learn the velocity's retention ρ per frame
+            and landmark (above). ``False`` (default): the constant-velocity
+            filter, with the two-output MLP of earlier checkpoints.
+        retention_init (float): ρ at init, in (0, 1], with
+            ``velocity_damping=True`` only. 1.0 (u's bias −30): exactly the
+            constant-velocity filter at init, but then dρ/du ≈ 1e-13 and
+            gradient training barely moves ρ; e.g. 0.95 starts near it with
+            dρ/du ≈ 0.05.
     """
 
     def __init__(self,
                  q_init: float = 0.3,
                  blend_init: float = 0.02,
-                 hidden_channels: int = 16):
+                 hidden_channels: int = 16,
+                 velocity_damping: bool = False,
+                 retention_init: float = 1.0):
         super().__init__()
         if not q_init > 0:
             raise ValueError('AdaptiveKalmanFilter: q_init must be > 0, got '
@@ -136,15 +156,34 @@ class AdaptiveKalmanFilter(nn.Module):
         if not isinstance(hidden_channels, int) or hidden_channels < 1:
             raise ValueError('AdaptiveKalmanFilter: hidden_channels must be '
                              f'an integer >= 1, got {hidden_channels!r}')
+        if not isinstance(velocity_damping, bool):
+            raise ValueError('AdaptiveKalmanFilter: velocity_damping must be '
+                             f'True or False, got {velocity_damping!r} (the '
+                             'keypoint_filter config)')
+        if not (isinstance(retention_init, (int, float))
+                and 0. < retention_init <= 1.):
+            raise ValueError('AdaptiveKalmanFilter: retention_init must be '
+                             f'in (0, 1], got {retention_init!r}')
+        if retention_init != 1. and not velocity_damping:
+            raise ValueError('AdaptiveKalmanFilter: retention_init='
+                             f'{retention_init!r} needs velocity_damping='
+                             'True (the keypoint_filter config)')
+        self.velocity_damping = velocity_damping
         self.mlp = nn.Sequential(
             nn.Linear(NUM_FEATURES, hidden_channels), nn.Tanh(),
-            nn.Linear(hidden_channels, 2))
+            nn.Linear(hidden_channels, 3 if velocity_damping else 2))
         with torch.no_grad():
             self.mlp[2].weight.zero_()
             blend = (float(np.log(blend_init / (1. - blend_init)))
                      if blend_init > 0 else -30.)
-            self.mlp[2].bias.copy_(
-                torch.tensor([float(np.log(q_init)), blend]))
+            bias = [float(np.log(q_init)), blend]
+            if velocity_damping:
+                # ρ = 1 − sigmoid(u): sigmoid(−30) ≈ 9e-14 rounds ρ to
+                # exactly 1.0 in float32 (the constant-velocity filter)
+                bias.append(
+                    float(np.log((1. - retention_init) / retention_init))
+                    if retention_init < 1. else -30.)
+            self.mlp[2].bias.copy_(torch.tensor(bias))
 
     def step(self, measured: Tensor, reference: Tensor,
              state: KalmanTrackState) -> Tuple[Tensor, KalmanTrackState]:
@@ -186,6 +225,11 @@ class AdaptiveKalmanFilter(nn.Module):
         ], -1))
         q = out[..., 0].exp()
         blend = torch.sigmoid(out[..., 1])
+        if self.velocity_damping:
+            # F = [[1, 1], [0, ρ]]: p⁻ = p + v used the old v above
+            rho = 1. - torch.sigmoid(out[..., 2])
+            v = rho[..., None] * v
+            p01, p11 = rho * p01, rho * rho * p11
         innov = innov + blend[..., None] * (a - z)
         p00, p01, p11 = p00 + q / 4., p01 + q / 2., p11 + q
         k0, k1 = p00 / (p00 + 1.), p01 / (p00 + 1.)
@@ -253,6 +297,12 @@ class AdaptiveKalmanFilter(nn.Module):
         return torch.stack(outputs, 1), state
 
     def extra_repr(self) -> str:
-        q, w = self.mlp[2].bias.tolist()
-        return f'q_init={np.exp(q):.3g}, blend_init={1 / (1 + np.exp(-w)):.3g}'
+        q, w = self.mlp[2].bias.tolist()[:2]
+        text = (f'q_init={np.exp(q):.3g}, '
+                f'blend_init={1 / (1 + np.exp(-w)):.3g}')
+        if self.velocity_damping:
+            u = self.mlp[2].bias[2].item()
+            text += (', velocity_damping=True, '
+                     f'retention_init={1 - 1 / (1 + np.exp(-u)):.3g}')
+        return text
 
