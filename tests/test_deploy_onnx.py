@@ -543,3 +543,21 @@ def test_profile_onnx_parts(tmp_path):
     assert sum(res['by_op'].values()) == pytest.approx(res['kernel_ms'])
     assert res['by_part']['image model'] > res['by_part']['ConvLSTM']
     assert 0 < res['shape_ops_nodes'] < res['nodes']
+
+
+def test_benchmark_models_time_what_they_ship():
+    """tools/benchmark_streaming.py: the default real-face model's step
+    skips its identity map stage; the demo's and HRNet's untrained
+    refiners are timed with their map stage (a trained one's cost)."""
+    import runpy
+    tool = runpy.run_path(osp.join(ROOT, 'tools', 'benchmark_streaming.py'))
+    args = tool['parse_args']([])
+    assert args.models == ['real', 'hrnet'] and args.e2e_model == 'real'
+    args.real_checkpoint = None
+    _, skipped = tool['build_model']('real', True, args)
+    assert skipped
+    model, skipped = tool['build_model']('demo', True, args)
+    assert not skipped
+    assert StatefulStep(model).refiner_fields[:2] == ['h', 'c']
+    plain, skipped = tool['build_model']('real', False, args)
+    assert not skipped and not hasattr(plain.head, 'refine')
