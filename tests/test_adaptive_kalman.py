@@ -269,3 +269,70 @@ def test_velocity_damping_towards_zero_is_calmer_on_a_still_face():
 def test_velocity_damping_bad_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
         AdaptiveKalmanFilter(**kwargs)
+
+
+def test_innovation_stats_by_hand_from_config():
+    """innovation_stats=0.5 on the hand-computed track of
+    test_built_from_config_and_zero_init_is_a_fixed_kalman_by_hand (x = 0,
+    9, 9; the zero output layer keeps the same landmarks): frame 1's
+    innovation is 9 (p = 0, v = 0), frame 2's is 9 - 135/13 = -18/13, so
+    E ν = 0.5 · 9 = 4.5, then 4.5 + 0.5 (-18/13 - 4.5) = 81/52, and
+    E ‖ν‖² = 40.5, then 40.5 + 0.5 (324/169 - 40.5) = 20.25 + 162/169."""
+    filt = MODELS.build(dict(type='AdaptiveKalmanFilter', q_init=1.,
+                             innovation_stats=0.5))
+    assert filt.mlp[0].in_features == 12
+    z = torch.stack([face(0.), face(9.), face(9.)])[None]
+    out, state = filt(z)
+    assert out[0, :, 0, 0].tolist() == pytest.approx(
+        [0., 81. / 13., 26325. / 2821.], abs=1e-5)
+    # both landmarks move alike: the same statistics
+    for k in (0, 1):
+        assert state.innovation_mean[0, k].tolist() == pytest.approx(
+            [81. / 52., 0.], abs=1e-5)
+        assert state.innovation_power[0, k].item() == pytest.approx(
+            20.25 + 162. / 169., abs=1e-4)
+    # after frame 0 only: nothing seen yet
+    _, first = filt(z[:, :1])
+    assert not first.innovation_mean.any()
+    assert not first.innovation_power.any()
+
+
+def test_innovation_stats_tell_noise_from_motion():
+    """The spread (E‖ν‖² − ‖Eν‖²) is large on a zig-zag (noise) and small
+    on an accelerating head (motion the constant-velocity model misses,
+    which leaves a persistent innovation: large ‖Eν‖) — what one frame's
+    innovation cannot tell."""
+    filt = AdaptiveKalmanFilter(q_init=0.01, innovation_stats=0.2)
+    t = torch.arange(20.)
+    ramp = torch.stack([face(float(x)) for x in t * t * 0.5])[None]
+    zigzag = torch.stack([face(float(x)) for x in (t % 2) * 3.])[None]
+    with torch.no_grad():
+        _, on_ramp = filt(ramp)
+        _, on_zigzag = filt(zigzag)
+
+    def share_of_spread(state):  # of the innovations' power
+        power = state.innovation_power
+        return float(((power - state.innovation_mean.square().sum(-1)) /
+                      power).mean())
+
+    # zig-zag: innovations alternate in sign, their mean is near 0, the
+    # share near 1; the ramp's keep their sign, the mean carries the power
+    assert share_of_spread(on_zigzag) > 0.9
+    assert share_of_spread(on_ramp) < 0.1
+
+
+def test_innovation_stats_off_keeps_the_old_filter():
+    filt = AdaptiveKalmanFilter()
+    assert filt.mlp[0].in_features == 8  # earlier checkpoints load
+    z = torch.randn(2, 6, 3, 2) * 5 + torch.tensor([[0., 0.], [50., 0.],
+                                                    [0., 50.]])
+    _, state = filt(z)
+    assert not state.innovation_mean.any()
+    assert not state.innovation_power.any()
+
+
+@pytest.mark.parametrize('value', [True, 0., 1.5, 'fast'])
+def test_innovation_stats_bad_values(value):
+    with pytest.raises(ValueError, match=r'innovation_stats must be None or '
+                       r'in \(0, 1\]'):
+        AdaptiveKalmanFilter(innovation_stats=value)
