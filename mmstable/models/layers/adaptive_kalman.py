@@ -51,18 +51,12 @@ class KalmanTrackState:
             track).
         innovation (Tensor): (N, K, 2) the last frame's innovation, image
             px (0 before two frames).
-        innovation_mean (Tensor): (N, K, 2) exponential mean of the
-            innovations, face units (``innovation_stats`` only, else 0).
-        innovation_power (Tensor): (N, K) exponential mean of their squared
-            norms, face units² (``innovation_stats`` only, else 0).
     """
     position: Tensor
     velocity: Tensor
     cov: Tensor
     count: Tensor
     innovation: Tensor
-    innovation_mean: Tensor
-    innovation_power: Tensor
 
     @classmethod
     def zeros(cls, num: int, num_keypoints: int,
@@ -70,7 +64,7 @@ class KalmanTrackState:
         zero = like.new_zeros(num, num_keypoints, 2)
         return cls(zero, zero, like.new_zeros(num, num_keypoints, 3),
                    torch.zeros(num, dtype=torch.long, device=like.device),
-                   zero, zero, like.new_zeros(num, num_keypoints))
+                   zero)
 
     @classmethod
     def cat(cls, states: Sequence['KalmanTrackState']) -> 'KalmanTrackState':
@@ -87,8 +81,7 @@ class KalmanTrackState:
         return self.position.shape[1] == num_keypoints
 
 
-_FIELDS = ('position', 'velocity', 'cov', 'count', 'innovation',
-           'innovation_mean', 'innovation_power')
+_FIELDS = ('position', 'velocity', 'cov', 'count', 'innovation')
 
 
 def face_units(keypoints: Tensor) -> Tensor:
@@ -140,15 +133,6 @@ class AdaptiveKalmanFilter(nn.Module):
         velocity_damping (bool): learn the velocity's retention ρ per frame
             and landmark (above). ``False`` (default): the constant-velocity
             filter, with the two-output MLP of earlier checkpoints.
-        innovation_stats (float, optional): ``β`` in (0, 1]: the MLP also
-            sees, per landmark and as the face's mean, how noisy and how
-            biased the track's recent innovations are — from exponential
-            means (weight β on the new frame) of ``ν`` and of ``‖ν‖²``:
-            ``log(1 + max(E‖ν‖² − ‖Eν‖², 0))`` (spread: noise) and
-            ``log(1 + ‖Eν‖)`` (a persistent innovation: lag, motion the
-            model misses). The fixed gain of one frame's features cannot tell
-            a noisy crop from a moving head; these can. ``None`` (default):
-            not seen (the 8-input MLP of earlier checkpoints).
         retention_init (float): ρ at init, in (0, 1], with
             ``velocity_damping=True`` only. 1.0 (u's bias −30): exactly the
             constant-velocity filter at init, but then dρ/du ≈ 1e-13 and
@@ -161,18 +145,8 @@ class AdaptiveKalmanFilter(nn.Module):
                  blend_init: float = 0.02,
                  hidden_channels: int = 16,
                  velocity_damping: bool = False,
-                 retention_init: float = 1.0,
-                 innovation_stats: Optional[float] = None):
+                 retention_init: float = 1.0):
         super().__init__()
-        if innovation_stats is not None and (
-                isinstance(innovation_stats, bool) or
-                not isinstance(innovation_stats, (int, float))
-                or not 0. < innovation_stats <= 1.):
-            raise ValueError('AdaptiveKalmanFilter: innovation_stats must be '
-                             f'None or in (0, 1], got {innovation_stats!r} '
-                             '(the keypoint_filter config)')
-        self.innovation_stats = (None if innovation_stats is None else
-                                 float(innovation_stats))
         if not q_init > 0:
             raise ValueError('AdaptiveKalmanFilter: q_init must be > 0, got '
                              f'{q_init!r}')
@@ -196,8 +170,7 @@ class AdaptiveKalmanFilter(nn.Module):
                              'True (the keypoint_filter config)')
         self.velocity_damping = velocity_damping
         self.mlp = nn.Sequential(
-            nn.Linear(NUM_FEATURES + (4 if innovation_stats else 0),
-                      hidden_channels), nn.Tanh(),
+            nn.Linear(NUM_FEATURES, hidden_channels), nn.Tanh(),
             nn.Linear(hidden_channels, 3 if velocity_damping else 2))
         with torch.no_grad():
             self.mlp[2].weight.zero_()
@@ -246,27 +219,10 @@ class AdaptiveKalmanFilter(nn.Module):
         prev = state.innovation / s
         cos = (innov * prev).sum(-1) / (innov.norm(dim=-1) *
                                         prev.norm(dim=-1) + 1e-6)
-        inputs = [
+        out = self.mlp(torch.cat([
             torch.log1p(feats),
             torch.stack([cos, cos.mean(1, keepdim=True).expand(-1, k)], -1)
-        ]
-        mean, power = state.innovation_mean, state.innovation_power
-        if self.innovation_stats is not None:
-            # the innovations' exponential means (from a track's second
-            # frame, whose innovation is its first real one)
-            started = (state.count > 0)[:, None, None]
-            beta = self.innovation_stats
-            mean = torch.where(started, mean + beta * (innov - mean), mean)
-            power = torch.where(
-                started[..., 0],
-                power + beta * (innov.square().sum(-1) - power), power)
-            spread = torch.log1p((power - mean.square().sum(-1)).clamp_min(0))
-            bias = torch.log1p(mean.norm(dim=-1))
-            inputs.append(torch.stack([
-                spread, spread.mean(1, keepdim=True).expand(-1, k), bias,
-                bias.mean(1, keepdim=True).expand(-1, k)
-            ], -1))
-        out = self.mlp(torch.cat(inputs, -1))
+        ], -1))
         q = out[..., 0].exp()
         blend = torch.sigmoid(out[..., 1])
         if self.velocity_damping:
@@ -288,7 +244,7 @@ class AdaptiveKalmanFilter(nn.Module):
         cov = torch.where(first, cov.new_tensor([1., 0., 1.]), cov)
         new = KalmanTrackState(p * s, v * s, cov, state.count + 1,
                                torch.where(first, torch.zeros_like(innov),
-                                           innov) * s, mean, power)
+                                           innov) * s)
         return new.position, new
 
     def forward(self,
@@ -348,7 +304,5 @@ class AdaptiveKalmanFilter(nn.Module):
             u = self.mlp[2].bias[2].item()
             text += (', velocity_damping=True, '
                      f'retention_init={1 - 1 / (1 + np.exp(-u)):.3g}')
-        if self.innovation_stats is not None:
-            text += f', innovation_stats={self.innovation_stats:g}'
         return text
 
