@@ -26,10 +26,11 @@ layer's bias off 0 so that it times the map stage a trained refiner has
 
 Each is driven through :class:`mmstable.apis.StableFaceTracker` exactly as a
 video would drive it: one frame per ``update``, one face (batch 1), a fixed
-box, the refiner carrying its state. Per (model, refiner, threads) the torch
-and ONNX Runtime (``tools/deploy/export_onnx.py``'s graph, via
-``init_model('x.onnx')``) trackers are interleaved frame by frame so that
-load from other processes hits both; fps = 1 / median per-frame time (test
+box, the refiner carrying its state. Per (model, threads) the four
+trackers -- with and without refiner, torch and ONNX Runtime
+(``tools/deploy/export_onnx.py``'s graph, via ``init_model('x.onnx')``) --
+are interleaved frame by frame so that load from other processes hits all
+of them (P2 and ORT/torch are ratios measured in one run); fps = 1 / median per-frame time (test
 pipeline, model, decode, tracking), latency = median and p95 of the
 per-frame time. ``--e2e`` adds the end-to-end loop on a 640x480 video
 (:class:`mmstable.deploy.RealtimeFaceLoop`: crop from the landmarks, the
@@ -81,7 +82,8 @@ def parse_args(argv=None):
                         choices=['real', 'demo'])
     parser.add_argument('--e2e-frames', type=int, default=150)
     parser.add_argument('--demo-checkpoint', default=None,
-                        help='weights of the demo model (default: random)')
+                        help='weights of the demo image model (default: '
+                        'random)')
     parser.add_argument('--real-checkpoint', default=None,
                         help='weights of the real-face refiner (default: '
                         'the one `make demo` built, random if none)')
@@ -206,6 +208,7 @@ def main(argv=None) -> dict:
         size = 256
         video = FaceVideoGenerator(image_size=size).generate(0, num)
         box = np.array([[32., 32., 224., 224.]], np.float32)
+        models = {}
         for refiner in configs:
             torch_model, skipped = build_model(name, refiner, args)
             if refiner:
@@ -216,16 +219,21 @@ def main(argv=None) -> dict:
             if args.profile:
                 profiles[(name, refiner)] = profile_onnx(
                     path, runs=args.frames, warmup=args.warmup)
-            for threads in args.threads:
-                torch.set_num_threads(threads)
-                trackers = dict(
-                    torch=StableFaceTracker(torch_model),
-                    ort=StableFaceTracker(
-                        init_model(path, onnx_threads=threads)))
-                res = time_trackers(trackers, video.frames, box, args.warmup)
-                for backend, r in res.items():
-                    rows.append(dict(model=name, refiner=refiner,
-                                     threads=threads, backend=backend, **r))
+            models[refiner] = (torch_model, path)
+        for threads in args.threads:
+            # the four trackers (with / without refiner, torch / ORT)
+            # interleaved frame by frame: P2 and ORT/torch from one run
+            torch.set_num_threads(threads)
+            trackers = {}
+            for refiner, (torch_model, path) in models.items():
+                trackers[(refiner, 'torch')] = StableFaceTracker(torch_model)
+                trackers[(refiner, 'ort')] = StableFaceTracker(
+                    init_model(path, onnx_threads=threads))
+            res = time_trackers(trackers, video.frames, box, args.warmup)
+            for (refiner, backend), r in sorted(res.items(),
+                                                key=lambda x: x[0][0]):
+                rows.append(dict(model=name, refiner=refiner,
+                                 threads=threads, backend=backend, **r))
     print(f'{args.frames} frames, batch 1, flip test off, per frame: test '
           'pipeline + model + PDC + tracking (torch threads = ORT '
           'intra-op threads)')

@@ -212,9 +212,10 @@ class StatefulStep(nn.Module):
                 for f in self.filter_fields
             })
             inverse = torch.linalg.inv(crop_affine)
+            reference = apply_affine(inverse, raw)
             filtered, kstate = self.keypoint_filter.step(
-                apply_affine(inverse, keypoints),
-                apply_affine(inverse, raw), kstate)
+                apply_affine(inverse, keypoints)
+                if self.map_stage else reference, reference, kstate)
             keypoints = apply_affine(crop_affine, filtered)
             new_state += [getattr(kstate, f) for f in self.filter_fields]
         return (keypoints, scores, raw, raw_scores, *new_state)
