@@ -42,7 +42,7 @@ step and per op type (:func:`mmstable.deploy.profile.profile_onnx`).
 Usage::
 
     python tools/benchmark_streaming.py [--models real demo hrnet]
-        [--threads 1 2] [--frames 30] [--e2e] [--e2e-model real|demo]
+        [--threads 1 2] [--backends torch ort] [--frames 30] [--e2e] [--e2e-model real|demo]
         [--real-checkpoint CKPT] [--demo-checkpoint CKPT] [--profile]
 """
 import argparse
@@ -72,6 +72,11 @@ def parse_args(argv=None):
                         choices=['real', 'demo', 'hrnet'])
     parser.add_argument('--threads', type=int, nargs='+', default=[1, 2],
                         help='CPU threads of torch and ONNX Runtime')
+    parser.add_argument('--backends', nargs='+', default=['torch', 'ort'],
+                        choices=['torch', 'ort'],
+                        help='timed side by side (torch at 2 threads keeps '
+                        'its second thread busy between frames: ORT-only '
+                        'runs give the calmer 2-thread figures)')
     parser.add_argument('--frames', type=int, default=30,
                         help='timed frames per model')
     parser.add_argument('--warmup', type=int, default=3)
@@ -226,9 +231,12 @@ def main(argv=None) -> dict:
             torch.set_num_threads(threads)
             trackers = {}
             for refiner, (torch_model, path) in models.items():
-                trackers[(refiner, 'torch')] = StableFaceTracker(torch_model)
-                trackers[(refiner, 'ort')] = StableFaceTracker(
-                    init_model(path, onnx_threads=threads))
+                if 'torch' in args.backends:
+                    trackers[(refiner, 'torch')] = StableFaceTracker(
+                        torch_model)
+                if 'ort' in args.backends:
+                    trackers[(refiner, 'ort')] = StableFaceTracker(
+                        init_model(path, onnx_threads=threads))
             res = time_trackers(trackers, video.frames, box, args.warmup)
             for (refiner, backend), r in sorted(res.items(),
                                                 key=lambda x: x[0][0]):
@@ -241,12 +249,12 @@ def main(argv=None) -> dict:
           f'{"median ms":>9} {"p95 ms":>7} {"ORT/torch fps":>13}')
     for r in rows:
         ratio = ''
-        if r['backend'] == 'ort':
-            ref = next(x for x in rows
-                       if x['backend'] == 'torch' and all(
-                           x[k] == r[k]
-                           for k in ('model', 'refiner', 'threads')))
-            ratio = f'{r["fps"] / ref["fps"]:.2f}'
+        ref = [
+            x for x in rows if x['backend'] == 'torch' and all(
+                x[k] == r[k] for k in ('model', 'refiner', 'threads'))
+        ]
+        if r['backend'] == 'ort' and ref:
+            ratio = f'{r["fps"] / ref[0]["fps"]:.2f}'
         print(f'{r["model"]:6} {"yes" if r["refiner"] else "no":8} '
               f'{r["threads"]:>3} {r["backend"]:8} {r["fps"]:7.1f} '
               f'{r["median_ms"]:9.1f} {r["p95_ms"]:7.1f} {ratio:>13}')
@@ -282,7 +290,7 @@ def main(argv=None) -> dict:
         result['e2e'] = {}
         for threads in args.threads:
             torch.set_num_threads(threads)
-            for backend in ('ort', 'torch'):
+            for backend in args.backends:
                 model = torch_model if backend == 'torch' else init_model(
                     path, onnx_threads=threads)
                 stats = run_e2e(model, frames, boxes)
