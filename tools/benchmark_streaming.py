@@ -30,9 +30,9 @@ box, the refiner carrying its state. Per (model, threads) the four
 trackers -- with and without refiner, torch and ONNX Runtime
 (``tools/deploy/export_onnx.py``'s graph, via ``init_model('x.onnx')``) --
 are interleaved frame by frame so that load from other processes hits all
-of them (P2 and ORT/torch are ratios measured in one run); fps = 1 / median per-frame time (test
-pipeline, model, decode, tracking), latency = median and p95 of the
-per-frame time. ``--e2e`` adds the end-to-end loop on a 640x480 video
+of them (P2 and ORT/torch are ratios measured in one run); fps = 1 / median
+per-frame time (test pipeline, model, decode, tracking), latency = median
+and p95 of the per-frame time. ``--e2e`` adds the end-to-end loop on a 640x480 video
 (:class:`mmstable.deploy.RealtimeFaceLoop`: crop from the landmarks, the
 detector only on the first frame) for ``--e2e-model`` + refiner.
 
@@ -207,24 +207,31 @@ def main(argv=None) -> dict:
     from mmstable.deploy.profile import profile_onnx
 
     rows, tmp, profiles = [], tempfile.TemporaryDirectory(), {}
-    num = args.warmup + args.frames
-    for name in args.models:
-        configs = build_configs(name)
-        size = 256
-        video = FaceVideoGenerator(image_size=size).generate(0, num)
-        box = np.array([[32., 32., 224., 224.]], np.float32)
-        models = {}
-        for refiner in configs:
+    exported = {}  # (name, refiner): (torch model, onnx file)
+
+    def export(name: str, refiner: bool, keep_source: bool = False):
+        if (name, refiner) not in exported:
             torch_model, skipped = build_model(name, refiner, args)
             if refiner:
                 print(f'{name}: map stage '
                       f'{"identity, skipped" if skipped else "in the step"}')
             path = osp.join(tmp.name, f'{name}_{refiner}.onnx')
-            export_onnx(torch_model, path, keep_source=args.profile)
+            export_onnx(torch_model, path, keep_source=keep_source)
+            exported[(name, refiner)] = (torch_model, path)
+        return exported[(name, refiner)]
+
+    num = args.warmup + args.frames
+    for name in args.models:
+        size = 256
+        video = FaceVideoGenerator(image_size=size).generate(0, num)
+        box = np.array([[32., 32., 224., 224.]], np.float32)
+        models = {}
+        for refiner in (False, True):
+            models[refiner] = export(name, refiner, args.profile)
             if args.profile:
                 profiles[(name, refiner)] = profile_onnx(
-                    path, runs=args.frames, warmup=args.warmup)
-            models[refiner] = (torch_model, path)
+                    models[refiner][1], runs=args.frames,
+                    warmup=args.warmup)
         for threads in args.threads:
             # the four trackers (with / without refiner, torch / ORT)
             # interleaved frame by frame: P2 and ORT/torch from one run
@@ -284,9 +291,8 @@ def main(argv=None) -> dict:
     result = dict(rows=rows, profiles=profiles)
     if args.e2e:
         frames, boxes = e2e_video(args.e2e_frames)
-        torch_model, _ = build_model(args.e2e_model, True, args)
-        path = osp.join(tmp.name, 'e2e.onnx')
-        export_onnx(torch_model, path)
+        # the benchmark's own export when --models had it
+        torch_model, path = export(args.e2e_model, True)
         result['e2e'] = {}
         for threads in args.threads:
             torch.set_num_threads(threads)
