@@ -182,13 +182,16 @@ def test_plain_model_export_same_interface(tmp_path):
     assert worst['keypoints'] <= TOL
 
 
-def _keypoint_stage_model(config=DEMO, seed=0):
+def _keypoint_stage_model(config=DEMO, seed=0, keypoint_filter=None):
     """Random weights (maps lifted, as _refiner_model), the keypoint
     stage's MLP perturbed, the map stage left at its zero init (an
     identity, as configs/demo/real_jitter.py keeps it)."""
     torch.manual_seed(seed)
+    options = copy.deepcopy(PDC0)
+    if keypoint_filter is not None:
+        options['model']['head']['keypoint_filter'] = keypoint_filter
     model = init_model(config, None, device='cpu',
-                       cfg_options=copy.deepcopy(PDC0)).eval()
+                       cfg_options=options).eval()
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         model.head.base_head.final_layer.bias += 1.
@@ -253,6 +256,24 @@ def test_identity_map_stage_skipped_in_torch_and_in_the_graph(tmp_path):
             moved = max(moved, float(np.abs(face.keypoints -
                                             face.raw_keypoints).max()))
     assert moved > 0.01
+
+
+def test_face_frame_keypoint_stage_exported(tmp_path):
+    """AdaptiveKalmanFilter(frame='face'): its state has K + 2 rows (shape,
+    then pose) in the graph, and the export tracks like torch ≤ 1e-3 px
+    over 100 frames, two faces, moving boxes."""
+    model = _keypoint_stage_model(keypoint_filter=dict(
+        type='AdaptiveKalmanFilter', frame='face'))
+    frames, boxes = synthetic_clip(100, faces=2)
+    path = str(tmp_path / 'face.onnx')
+    export_onnx(model, path)
+    spec = read_metadata(path)['state_spec']
+    k = model.head.keypoint_filter.num_rows(68) - 2
+    assert k == 68 and tuple(spec['filter_position'][0]) == (70, 2)
+    worst = track_agreement(model, init_model(path, onnx_threads=1), frames,
+                            boxes)
+    assert worst['frames'] == 100
+    assert worst['keypoints'] <= TOL and worst['raw_keypoints'] <= TOL
 
 
 def test_msra_decoder_is_refused():

@@ -142,7 +142,7 @@ class StatefulStep(nn.Module):
             memory_shape=(k, h, w) if head.memory == 'gated' else None)
         out = {f'refiner_{f}': getattr(zero, f) for f in self.refiner_fields}
         if self.keypoint_filter is not None:
-            kzero = KalmanTrackState.zeros(num, k, torch.zeros(1))
+            kzero = self.keypoint_filter.zero_state(num, k, torch.zeros(1))
             out.update({f'filter_{f}': getattr(kzero, f)
                         for f in self.filter_fields})
         return out

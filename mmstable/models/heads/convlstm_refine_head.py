@@ -727,11 +727,12 @@ class ConvLSTMRefineHead(BaseHead):
         for r, (_, frames, _) in enumerate(runs):
             padded[r, :len(frames)] = measured[frames]
             padded_raw[r, :len(frames)] = raw[frames]
-        zero = KalmanTrackState.zeros(1, k, padded)
+        zero = self.keypoint_filter.zero_state(1, k, padded)
+        rows = self.keypoint_filter.num_rows(k)
         state = KalmanTrackState.cat([
             self._filter_states[vid] if continues
             and vid in self._filter_states
-            and self._filter_states[vid].fits(k) else zero
+            and self._filter_states[vid].fits(rows) else zero
             for vid, _, continues in runs
         ])
         with torch.no_grad():

@@ -31,7 +31,10 @@ import torch
 from mmpose.registry import MODELS
 from torch import Tensor, nn
 
-__all__ = ['AdaptiveKalmanFilter', 'KalmanTrackState']
+__all__ = [
+    'AdaptiveKalmanFilter', 'KalmanTrackState', 'fit_similarity',
+    'similarity_inverse'
+]
 
 #: Inputs of the MLP per landmark (see :meth:`AdaptiveKalmanFilter.step`).
 NUM_FEATURES = 8
@@ -77,8 +80,10 @@ class KalmanTrackState:
         return KalmanTrackState(*(getattr(self, f)[sl].detach()
                                   for f in _FIELDS))
 
-    def fits(self, num_keypoints: int) -> bool:
-        return self.position.shape[1] == num_keypoints
+    def fits(self, num_rows: int) -> bool:
+        """Whether the state has ``num_rows`` rows
+        (:meth:`AdaptiveKalmanFilter.num_rows`)."""
+        return self.position.shape[1] == num_rows
 
 
 _FIELDS = ('position', 'velocity', 'cov', 'count', 'innovation')
@@ -89,6 +94,35 @@ def face_units(keypoints: Tensor) -> Tensor:
     extent), shape (...): one unit = 1 % of the face size."""
     extent = keypoints.amax(-2) - keypoints.amin(-2)
     return (extent[..., 0] * extent[..., 1]).clamp_min(1e-6).sqrt() / 100.
+
+
+def complex_mul(a: Tensor, x: Tensor) -> Tensor:
+    """``a · x`` with points as complex numbers: a (N, 2), x (N, R, 2)."""
+    ar, ai = a[:, None, 0], a[:, None, 1]
+    return torch.stack([ar * x[..., 0] - ai * x[..., 1],
+                        ar * x[..., 1] + ai * x[..., 0]], -1)
+
+
+def fit_similarity(source: Tensor, target: Tensor) -> Tuple[Tensor, Tensor]:
+    """Least-squares similarity ``target ≈ a · source + b`` of (N, K, 2)
+    point sets, points as complex numbers: ``a = Σ conj(s̃) t̃ / Σ |s̃|²``
+    (s̃, t̃ centred), ``b = mean(t) − a · mean(s)``. Returns a (N, 2) and
+    b (N, 2)."""
+    sm, tm = source.mean(1), target.mean(1)
+    sc, tc = source - sm[:, None], target - tm[:, None]
+    den = sc.pow(2).sum((1, 2)).clamp_min(1e-12)
+    a = torch.stack([
+        (sc * tc).sum((1, 2)),
+        (sc[..., 0] * tc[..., 1] - sc[..., 1] * tc[..., 0]).sum(1)
+    ], -1) / den[:, None]
+    return a, tm - complex_mul(a, sm[:, None])[:, 0]
+
+
+def similarity_inverse(a: Tensor, b: Tensor, points: Tensor) -> Tensor:
+    """``(points − b) / a`` of (N, R, 2) points, a and b (N, 2)."""
+    conj = torch.stack([a[:, 0], -a[:, 1]], -1) / a.pow(2).sum(
+        -1, keepdim=True).clamp_min(1e-12)
+    return complex_mul(conj, points - b[:, None])
 
 
 @MODELS.register_module()
@@ -124,6 +158,22 @@ class AdaptiveKalmanFilter(nn.Module):
     on a still face). The features do not depend on ρ (they use ``p + v``
     with the previous velocity), so one MLP call gives q, w and ρ.
 
+    With ``frame='face'`` the filter follows the face, not single points:
+    each frame's landmarks are fitted by a similarity ``z ≈ A · r + B``
+    (points as complex numbers, :func:`fit_similarity`) to the track's
+    predicted shape ``r⁻`` (its first frame, centred, at the start); the
+    measurement is then the shape ``(z − B) / A`` in the track's face frame
+    (K rows, face units of ``r⁻``) and the pose as two points ``B ± A ρ``
+    (ρ the shape's RMS radius; 2 rows, face units of ``z``), the raw
+    landmarks likewise; the same update runs on the K + 2 rows (the means
+    over the face are per part, and the MLP has a 9th input, 1 on the pose
+    rows); the output is ``Â · r̂ + B̂`` with ``Â = (P̂₊ − P̂₋) / 2ρ``,
+    ``B̂ = (P̂₊ + P̂₋) / 2``. A head turning or moving is then a motion of
+    the pose alone, estimated from all K landmarks at once, while the shape
+    (expression) changes slowly and can be smoothed without lag. Its state
+    has K + 2 rows (:meth:`num_rows`): the shape in the face frame's px,
+    then the pose points in image px.
+
     Args:
         q_init (float): the process noise at init (the MLP's output layer
             has zero weights and bias ``log q_init``).
@@ -138,6 +188,9 @@ class AdaptiveKalmanFilter(nn.Module):
             constant-velocity filter at init, but then dρ/du ≈ 1e-13 and
             gradient training barely moves ρ; e.g. 0.95 starts near it with
             dρ/du ≈ 0.05.
+        frame (str): ``'image'`` (default): a filter per landmark, the
+            layout of earlier checkpoints; ``'face'``: pose and shape
+            (above).
     """
 
     def __init__(self,
@@ -145,7 +198,8 @@ class AdaptiveKalmanFilter(nn.Module):
                  blend_init: float = 0.02,
                  hidden_channels: int = 16,
                  velocity_damping: bool = False,
-                 retention_init: float = 1.0):
+                 retention_init: float = 1.0,
+                 frame: str = 'image'):
         super().__init__()
         if not q_init > 0:
             raise ValueError('AdaptiveKalmanFilter: q_init must be > 0, got '
@@ -168,9 +222,16 @@ class AdaptiveKalmanFilter(nn.Module):
             raise ValueError('AdaptiveKalmanFilter: retention_init='
                              f'{retention_init!r} needs velocity_damping='
                              'True (the keypoint_filter config)')
+        if frame not in ('image', 'face'):
+            raise ValueError("AdaptiveKalmanFilter: frame must be 'image' or "
+                             f"'face', got {frame!r} (the keypoint_filter "
+                             'config)')
         self.velocity_damping = velocity_damping
+        self.frame = frame
+        # frame='face': one more input, 1 on the two pose rows
         self.mlp = nn.Sequential(
-            nn.Linear(NUM_FEATURES, hidden_channels), nn.Tanh(),
+            nn.Linear(NUM_FEATURES + (frame == 'face'), hidden_channels),
+            nn.Tanh(),
             nn.Linear(hidden_channels, 3 if velocity_damping else 2))
         with torch.no_grad():
             self.mlp[2].weight.zero_()
@@ -185,6 +246,18 @@ class AdaptiveKalmanFilter(nn.Module):
                     if retention_init < 1. else -30.)
             self.mlp[2].bias.copy_(torch.tensor(bias))
 
+    def num_rows(self, num_keypoints: int) -> int:
+        """Rows of the filter state for ``num_keypoints`` landmarks: K, or
+        K + 2 with ``frame='face'`` (the shape, then the two pose
+        points)."""
+        return num_keypoints + 2 * (self.frame == 'face')
+
+    def zero_state(self, num: int, num_keypoints: int,
+                   like: Tensor) -> KalmanTrackState:
+        """The state of ``num`` tracks that start at their next frame."""
+        return KalmanTrackState.zeros(num, self.num_rows(num_keypoints),
+                                      like)
+
     def step(self, measured: Tensor, reference: Tensor,
              state: KalmanTrackState) -> Tuple[Tensor, KalmanTrackState]:
         """One frame of N tracks.
@@ -192,12 +265,61 @@ class AdaptiveKalmanFilter(nn.Module):
         Args:
             measured (Tensor): (N, K, 2) the refined landmarks, image px.
             reference (Tensor): (N, K, 2) the raw landmarks, image px.
-            state (KalmanTrackState): before this frame.
+            state (KalmanTrackState): before this frame
+                (:meth:`zero_state` to start).
 
         Returns:
             tuple: filtered landmarks (N, K, 2), image px, and the state.
         """
+        if self.frame == 'face':
+            return self._step_face(measured, reference, state)
         s = face_units(measured)[:, None, None]
+        return self._update(measured, reference, s, state)
+
+    def _step_face(self, measured: Tensor, reference: Tensor,
+                   state: KalmanTrackState
+                   ) -> Tuple[Tensor, KalmanTrackState]:
+        """``frame='face'``: the landmarks as a similarity (the pose) of a
+        shape in the track's own face frame, each filtered with its own
+        rows (class docstring)."""
+        k = measured.shape[1]
+        first = (state.count == 0)[:, None, None]
+        # the predicted shape; a new track's face frame is its first
+        # frame, centred
+        template = torch.where(
+            first, measured - measured.mean(1, keepdim=True),
+            state.position[:, :k] + state.velocity[:, :k])
+        radius = (template - template.mean(1, keepdim=True)).pow(2).sum(
+            -1).mean(1).clamp_min(1e-12).sqrt()  # (N,)
+        axis = torch.stack([radius, torch.zeros_like(radius)], -1)[:, None]
+
+        def rows(points: Tensor) -> Tensor:
+            scale, shift = fit_similarity(template, points)
+            shape = similarity_inverse(scale, shift, points)
+            pose = shift[:, None] + complex_mul(
+                scale, torch.cat([axis, -axis], 1))
+            return torch.cat([shape, pose], 1)
+
+        units = torch.cat([
+            face_units(template)[:, None].expand(-1, k),
+            face_units(measured)[:, None].expand(-1, 2)
+        ], 1)[..., None]
+        filtered, new = self._update(rows(measured), rows(reference), units,
+                                     state, num_shape=k)
+        pose = filtered[:, k:]
+        scale = (pose[:, 0] - pose[:, 1]) / (2. * radius[:, None])
+        out = complex_mul(scale, filtered[:, :k]) + pose.mean(1,
+                                                               keepdim=True)
+        return out, new
+
+    def _update(self, measured: Tensor, reference: Tensor, s: Tensor,
+                state: KalmanTrackState,
+                num_shape: Optional[int] = None
+                ) -> Tuple[Tensor, KalmanTrackState]:
+        """The filter on (N, R, 2) rows in px, ``s`` (N, R, 1) their face
+        units; ``num_shape``: the first rows are the shape, the rest the
+        pose (``frame='face'``; the means over the face are per part).
+        Returns the filtered rows, px, and the state."""
         z, a = measured / s, reference / s
         p, v = state.position / s, state.velocity / s
         p00, p01, p11 = state.cov.unbind(-1)
@@ -207,22 +329,32 @@ class AdaptiveKalmanFilter(nn.Module):
         innov = z - pp
         nin = innov.norm(dim=-1) / (p00 + 1.).sqrt()
         speed = v.norm(dim=-1)
-        k = z.shape[1]
-        feats = torch.stack([
-            nin, nin.mean(1, keepdim=True).expand(-1, k), speed,
-            speed.mean(1, keepdim=True).expand(-1, k),
-            innov.mean(1, keepdim=True).norm(dim=-1).expand(-1, k),
-            (a - z).norm(dim=-1)
-        ], -1)
+        parts = ([slice(None)] if num_shape is None else
+                 [slice(0, num_shape), slice(num_shape, None)])
+
+        def mean(x: Tensor) -> Tensor:  # (N, R[, 2]) over each part
+            return torch.cat([
+                x[:, part].mean(1, keepdim=True).expand_as(x[:, part])
+                for part in parts
+            ], 1)
+
         # noise flips the innovation's sign from frame to frame, unmodelled
         # motion keeps it: the cosine of successive innovations
         prev = state.innovation / s
         cos = (innov * prev).sum(-1) / (innov.norm(dim=-1) *
                                         prev.norm(dim=-1) + 1e-6)
-        out = self.mlp(torch.cat([
-            torch.log1p(feats),
-            torch.stack([cos, cos.mean(1, keepdim=True).expand(-1, k)], -1)
-        ], -1))
+        feats = [
+            torch.log1p(torch.stack([
+                nin, mean(nin), speed, mean(speed),
+                mean(innov).norm(dim=-1), (a - z).norm(dim=-1)
+            ], -1)),
+            torch.stack([cos, mean(cos)], -1)
+        ]
+        if num_shape is not None:
+            pose_row = torch.zeros_like(cos)
+            pose_row[:, num_shape:] = 1.
+            feats.append(pose_row[..., None])
+        out = self.mlp(torch.cat(feats, -1))
         q = out[..., 0].exp()
         blend = torch.sigmoid(out[..., 1])
         if self.velocity_damping:
@@ -280,7 +412,7 @@ class AdaptiveKalmanFilter(nn.Module):
                              f'{tuple(measured.shape)}')
         b, t, k = measured.shape[:3]
         if state is None:
-            state = KalmanTrackState.zeros(b, k, measured)
+            state = self.zero_state(b, k, measured)
         if lengths is None:
             lengths = [t] * b
         lengths = torch.as_tensor(list(lengths), device=measured.device)
@@ -300,6 +432,8 @@ class AdaptiveKalmanFilter(nn.Module):
         q, w = self.mlp[2].bias.tolist()[:2]
         text = (f'q_init={np.exp(q):.3g}, '
                 f'blend_init={1 / (1 + np.exp(-w)):.3g}')
+        if self.frame == 'face':
+            text += ", frame='face'"
         if self.velocity_damping:
             u = self.mlp[2].bias[2].item()
             text += (', velocity_damping=True, '
