@@ -329,27 +329,35 @@ class AdaptiveKalmanFilter(nn.Module):
         innov = z - pp
         nin = innov.norm(dim=-1) / (p00 + 1.).sqrt()
         speed = v.norm(dim=-1)
-        parts = ([slice(None)] if num_shape is None else
-                 [slice(0, num_shape), slice(num_shape, None)])
+        k = z.shape[1]
+        parts = ([(slice(None), k)] if num_shape is None else
+                 [(slice(0, num_shape), num_shape),
+                  (slice(num_shape, None), k - num_shape)])
 
-        def mean(x: Tensor) -> Tensor:  # (N, R[, 2]) over each part
-            return torch.cat([
-                x[:, part].mean(1, keepdim=True).expand_as(x[:, part])
-                for part in parts
-            ], 1)
+        def per_part(x: Tensor, fn) -> Tensor:
+            """``fn`` of each part's rows of x (N, n[, 2]) -> (N, 1), spread
+            over the part's rows. One part: exactly the ops of the
+            per-landmark filter before ``frame='face'`` (the same float
+            rounding, so its training is bit-identical)."""
+            if num_shape is None:
+                return fn(x).expand(-1, k)
+            return torch.cat(
+                [fn(x[:, part]).expand(-1, n) for part, n in parts], 1)
 
+        def mean(x: Tensor) -> Tensor:
+            return per_part(x, lambda y: y.mean(1, keepdim=True))
+
+        feats = torch.stack([
+            nin, mean(nin), speed, mean(speed),
+            per_part(innov, lambda y: y.mean(1, keepdim=True).norm(dim=-1)),
+            (a - z).norm(dim=-1)
+        ], -1)
         # noise flips the innovation's sign from frame to frame, unmodelled
         # motion keeps it: the cosine of successive innovations
         prev = state.innovation / s
         cos = (innov * prev).sum(-1) / (innov.norm(dim=-1) *
                                         prev.norm(dim=-1) + 1e-6)
-        feats = [
-            torch.log1p(torch.stack([
-                nin, mean(nin), speed, mean(speed),
-                mean(innov).norm(dim=-1), (a - z).norm(dim=-1)
-            ], -1)),
-            torch.stack([cos, mean(cos)], -1)
-        ]
+        feats = [torch.log1p(feats), torch.stack([cos, mean(cos)], -1)]
         if num_shape is not None:
             pose_row = torch.zeros_like(cos)
             pose_row[:, num_shape:] = 1.
