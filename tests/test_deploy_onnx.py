@@ -207,9 +207,11 @@ def test_map_stage_is_identity_only_when_it_adds_nothing():
     real = init_model(osp.join(ROOT, 'configs/demo/real_jitter.py'), None,
                       device='cpu')
     assert real.head.map_stage_is_identity()
-    keys = real.cfg.optim_wrapper.paramwise_cfg.custom_keys
-    assert all(keys[k]['lr_mult'] == 0. for k in ('cell', 'out_proj',
-                                                  'input_gain'))
+    frozen = real.cfg.model.frozen_modules
+    assert all(f'head.{k}' in frozen for k in ('cell', 'out_proj',
+                                               'input_gain'))
+    assert not any(p.requires_grad for n, p in real.head.named_parameters()
+                   if not n.startswith('keypoint_filter.'))
     for name in ('out_proj.bias', 'input_gain'):
         other = copy.deepcopy(head)
         with torch.no_grad():

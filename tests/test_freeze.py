@@ -144,6 +144,38 @@ def test_absent_modules_are_skipped_and_paths_are_configurable():
     model.head.base_head.conv_layers  # noqa: B018  (exists)
 
 
+def test_map_stage_frozen_by_path_keypoint_stage_still_learns():
+    """configs/demo/real_jitter.py's freeze: the map stage (modules and the
+    input-gain parameter, named by path) frozen with the image model; Adam
+    steps leave it at its identity init and train the keypoint stage."""
+    paths = ('backbone', 'neck', 'head.base_head', 'head.cell',
+             'head.out_proj', 'head.input_gain')
+    model = build_tiny(head=dict(TINY_MODEL['head'],
+                                 share_across_keypoints=True),
+                       frozen_modules=paths)
+    head = model.head
+    assert not head.input_gain.requires_grad
+    assert model.is_frozen('head.cell') and model.is_frozen('head.out_proj')
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert {id(p) for p in trainable} == {
+        id(p) for p in head.keypoint_filter.parameters()}
+    filt = copy.deepcopy(head.keypoint_filter.state_dict())
+    optim = torch.optim.Adam(trainable, lr=1e-2)
+    inputs, samples = clip_batch()
+    for _ in range(2):
+        losses = model.loss(inputs, samples)
+        assert not losses['loss_kpt'].requires_grad
+        optim.zero_grad()
+        (losses['loss_kpt'] + losses['loss_filter']).backward()
+        optim.step()
+    assert head.map_stage_is_identity()
+    assert any(not torch.equal(v, filt[k])
+               for k, v in head.keypoint_filter.state_dict().items())
+    # a path naming something else than a module or parameter is skipped
+    other = build_tiny(frozen_modules=('backbone', 'head.no_such'))
+    assert other.is_frozen('backbone') and not other.is_frozen('head.no_such')
+
+
 def test_init_weights_keeps_refiner_identity():
     model = build_tiny()
     model.init_weights()

@@ -19,7 +19,9 @@ class StableTopdownPoseEstimator(TopdownPoseEstimator):
     Each module named in ``frozen_modules`` (dotted attribute paths from the
     estimator; paths that do not exist, e.g. ``neck`` in a model without
     one, are skipped) gets ``requires_grad=False`` and stays in eval mode —
-    its BatchNorm statistics included — even after ``model.train()``. A
+    its BatchNorm statistics included — even after ``model.train()``; a path
+    that names a parameter (e.g. ``head.input_gain``) gets
+    ``requires_grad=False``. A
     frozen backbone / neck runs under ``torch.no_grad()``; the frozen base
     head does so inside :class:`~mmstable.models.ConvLSTMRefineHead`.
 
@@ -43,6 +45,10 @@ class StableTopdownPoseEstimator(TopdownPoseEstimator):
         self._frozen = {}
         for path in self.frozen_modules:
             module = self._get_submodule(path)
+            param = self._get_parameter(path) if module is None else None
+            if param is not None:
+                param.requires_grad_(False)
+                continue
             if module is None:
                 print_log(f'{type(self).__name__}: frozen module "{path}" '
                           'does not exist in this model; skipped.', 'current')
@@ -58,6 +64,12 @@ class StableTopdownPoseEstimator(TopdownPoseEstimator):
             if not isinstance(module, nn.Module):
                 return None
         return module
+
+    def _get_parameter(self, path: str):
+        owner, _, name = path.rpartition('.')
+        module = self._get_submodule(owner) if owner else self
+        param = getattr(module, name, None) if module is not None else None
+        return param if isinstance(param, nn.Parameter) else None
 
     def is_frozen(self, path: str) -> bool:
         return path in getattr(self, '_frozen', {})
