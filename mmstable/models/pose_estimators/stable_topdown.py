@@ -66,10 +66,10 @@ class StableTopdownPoseEstimator(TopdownPoseEstimator):
         return module
 
     def _get_parameter(self, path: str):
-        owner, _, name = path.rpartition('.')
-        module = self._get_submodule(owner) if owner else self
-        param = getattr(module, name, None) if module is not None else None
-        return param if isinstance(param, nn.Parameter) else None
+        try:
+            return self.get_parameter(path)  # torch's nn.Module lookup
+        except AttributeError:
+            return None
 
     def is_frozen(self, path: str) -> bool:
         return path in getattr(self, '_frozen', {})
