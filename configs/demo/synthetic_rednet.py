@@ -9,5 +9,4 @@ model = dict(
               variant_channels=32, invariant_channels=16, hidden_channels=32, n_iters=2, temporal=True,
               # 40 faces in the synthetic train split; a pseudo-clip of one image is one face
               num_identities=40, identity_loss_weight=0.1, invariance_loss_weight=1.0,
-              decoder={{_base_.codec}}, loss=dict(type='JitterLoss'),
-              keypoint_filter={{_base_.model.head.keypoint_filter}}))  # the same keypoint stage
+              decoder={{_base_.codec}}, loss=dict(type='JitterLoss')))
