@@ -31,7 +31,8 @@ model = dict(
 # seed 7: 8 of 8). With the learnt velocity retention (the MLP's third output: the share of the velocity kept), on
 # the validation people's videos: dominated in 4 of 8 (the previous recipe -- pseudo-clips too, two epochs, no
 # retention -- 6 of 8 with the same image model), test 0 of 8 (was 2); offline over four seeds the retention saved
-# about one scenario on either split (docs/real_faces.md)
+# about one scenario on either split; with another image model, seeds 0 / 7: validation 1 / 5, test 2 / 3 of 8
+# (docs/real_faces.md)
 train_cfg = dict(max_epochs=4)
 param_scheduler = [dict(type='CosineAnnealingLR', T_max=4, by_epoch=True, convert_to_iter_based=True, eta_min=0.)]
 
