@@ -3,7 +3,7 @@ from typing import Sequence, Tuple
 
 import torch
 from mmengine.logging import print_log
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmpose.models.pose_estimators import TopdownPoseEstimator
 from mmpose.registry import MODELS
@@ -58,12 +58,10 @@ class StableTopdownPoseEstimator(TopdownPoseEstimator):
         self.train(self.training)
 
     def _get_submodule(self, path: str):
-        module = self
-        for name in path.split('.'):
-            module = getattr(module, name, None)
-            if not isinstance(module, nn.Module):
-                return None
-        return module
+        try:
+            return self.get_submodule(path)  # torch's nn.Module lookup
+        except AttributeError:
+            return None
 
     def _get_parameter(self, path: str):
         try:
