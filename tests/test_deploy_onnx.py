@@ -278,6 +278,26 @@ def test_face_frame_keypoint_stage_exported(tmp_path):
     assert worst['keypoints'] <= TOL and worst['raw_keypoints'] <= TOL
 
 
+def test_crop_offset_keypoint_stage_exported(tmp_path):
+    """AdaptiveKalmanFilter(crop_offset=True): the offset's running mean is
+    one more state in the graph (and only then), the crop centre comes
+    from the crop's affine, and the export tracks like torch ≤ 1e-3 px
+    over 100 frames, two faces, moving boxes."""
+    model = _keypoint_stage_model(keypoint_filter=dict(
+        type='AdaptiveKalmanFilter', crop_offset=True))
+    with torch.no_grad():
+        model.head.keypoint_filter.crop_gain.copy_(torch.tensor([0.1, 0.3]))
+    frames, boxes = synthetic_clip(100, faces=2)
+    path = str(tmp_path / 'crop_offset.onnx')
+    export_onnx(model, path)
+    spec = read_metadata(path)['state_spec']
+    assert tuple(spec['filter_offset'][0]) == (2, )
+    worst = track_agreement(model, init_model(path, onnx_threads=1), frames,
+                            boxes)
+    assert worst['frames'] == 100
+    assert worst['keypoints'] <= TOL and worst['raw_keypoints'] <= TOL
+
+
 def test_msra_decoder_is_refused():
     model = init_model(DEMO_IMAGE, None, device='cpu').eval()
     with pytest.raises(ValueError, match="decoder.type='PDCCodec'"):

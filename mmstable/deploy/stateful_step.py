@@ -114,8 +114,11 @@ class StatefulStep(nn.Module):
                 fields += _MEMORY_FIELDS
             self.refiner_fields = fields
             self.keypoint_filter = getattr(head, 'keypoint_filter', None)
+            # the crop offset's running mean only where the filter uses it
             self.filter_fields = [
                 f.name for f in dataclasses.fields(KalmanTrackState)
+                if f.name != 'offset'
+                or getattr(self.keypoint_filter, 'crop_offset', False)
             ] if self.keypoint_filter is not None else []
         else:
             self.refiner_fields, self.filter_fields = [], []
@@ -207,15 +210,22 @@ class StatefulStep(nn.Module):
             keypoints = keypoints * to_input
             new_state = [getattr(track, f) for f in self.refiner_fields]
         if self.keypoint_filter is not None:
-            kstate = KalmanTrackState(**{
+            fields = {
                 f: values[f'filter_{f}']
                 for f in self.filter_fields
-            })
+            }
+            fields.setdefault('offset', raw.new_zeros(raw.shape[0], 2))
+            kstate = KalmanTrackState(**fields)
             inverse = torch.linalg.inv(crop_affine)
             reference = apply_affine(inverse, raw)
+            # the crop's centre in the image (the filter's crop offset)
+            half = torch.tensor([crop.shape[-1] / 2., crop.shape[-2] / 2.
+                                 ]).to(crop_affine)
+            centre = apply_affine(inverse, half.expand(raw.shape[0], 1, 2))
             filtered, kstate = self.keypoint_filter.step(
                 apply_affine(inverse, keypoints)
-                if self.map_stage else reference, reference, kstate)
+                if self.map_stage else reference, reference, kstate,
+                centre[:, 0])
             keypoints = apply_affine(crop_affine, filtered)
             new_state += [getattr(kstate, f) for f in self.filter_fields]
         return (keypoints, scores, raw, raw_scores, *new_state)

@@ -720,13 +720,16 @@ class ConvLSTMRefineHead(BaseHead):
         inverse = torch.linalg.inv(crops.double()).float()
         measured = apply_affine(inverse, measured)
         raw = apply_affine(inverse, raw)
+        centres = self._crop_centres(batch_data_samples, inverse)
         k = measured.shape[1]
         lengths = [len(frames) for _, frames, _ in runs]
         padded = measured.new_zeros(len(runs), max(lengths), k, 2)
         padded_raw = torch.zeros_like(padded)
+        padded_centres = padded.new_zeros(len(runs), max(lengths), 2)
         for r, (_, frames, _) in enumerate(runs):
             padded[r, :len(frames)] = measured[frames]
             padded_raw[r, :len(frames)] = raw[frames]
+            padded_centres[r, :len(frames)] = centres[frames]
         zero = self.keypoint_filter.zero_state(1, k, padded)
         rows = self.keypoint_filter.num_rows(k)
         state = KalmanTrackState.cat([
@@ -737,7 +740,7 @@ class ConvLSTMRefineHead(BaseHead):
         ])
         with torch.no_grad():
             out, state = self.keypoint_filter(padded, padded_raw, state,
-                                              lengths)
+                                              lengths, padded_centres)
         states: Dict[object, KalmanTrackState] = {}
         for r, (vid, frames, _) in enumerate(runs):
             back = apply_affine(crops[frames], out[r, :len(frames)])
@@ -749,6 +752,25 @@ class ConvLSTMRefineHead(BaseHead):
             if vid is not None:
                 states[vid] = state.select(r)
         self._filter_states = states
+
+    def _crop_centres(self, batch_data_samples: Sequence,
+                      inverse: Tensor) -> Tensor:
+        """(N, 2) image px: the centre of each frame's model input (the
+        crop the landmarks were found in), from the input → image affines
+        ``inverse`` (N, 3, 3) and the input size (the frame's metainfo, or
+        the decoder's)."""
+        default = getattr(self.decoder, 'input_size', None)
+        sizes = []
+        for d in batch_data_samples:
+            size = d.metainfo.get('input_size', default)
+            if size is None:
+                raise ValueError(
+                    'ConvLSTMRefineHead: the keypoint stage needs the input '
+                    'size (the crop centre): no input_size in the metainfo '
+                    'nor in the decoder')
+            sizes.append(np.asarray(size, np.float64).reshape(-1)[:2])
+        half = torch.as_tensor(np.stack(sizes) / 2.).to(inverse)
+        return apply_affine(inverse, half[:, None])[:, 0]
 
     def input_affines(self, batch_data_samples: Sequence,
                       like: Tensor) -> Tensor:
@@ -853,9 +875,11 @@ class ConvLSTMRefineHead(BaseHead):
                 apply_affine(inverse, x) for x in
                 (measured, raw,
                  self._gt_input_keypoints(batch_data_samples).to(heatmaps)))
+            centres = self._crop_centres(batch_data_samples, inverse)
         filtered, _ = self.keypoint_filter(
             pad_clips(measured, clips), pad_clips(raw, clips),
-            lengths=[n for _, n in clips])
+            lengths=[n for _, n in clips],
+            crop_centres=pad_clips(centres, clips))
         weights = pad_clips(keypoint_weights, clips)
         if not self.keypoint_loss_on_pseudo_clips:
             filmed = torch.tensor([

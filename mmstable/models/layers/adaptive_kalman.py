@@ -54,12 +54,16 @@ class KalmanTrackState:
             track).
         innovation (Tensor): (N, K, 2) the last frame's innovation, image
             px (0 before two frames).
+        offset (Tensor): (N, 2) the running mean of the crop centre's
+            offset from the face's centre, image px
+            (``AdaptiveKalmanFilter(crop_offset=True)``; 0 without).
     """
     position: Tensor
     velocity: Tensor
     cov: Tensor
     count: Tensor
     innovation: Tensor
+    offset: Tensor
 
     @classmethod
     def zeros(cls, num: int, num_keypoints: int,
@@ -67,7 +71,7 @@ class KalmanTrackState:
         zero = like.new_zeros(num, num_keypoints, 2)
         return cls(zero, zero, like.new_zeros(num, num_keypoints, 3),
                    torch.zeros(num, dtype=torch.long, device=like.device),
-                   zero)
+                   zero, like.new_zeros(num, 2))
 
     @classmethod
     def cat(cls, states: Sequence['KalmanTrackState']) -> 'KalmanTrackState':
@@ -86,7 +90,8 @@ class KalmanTrackState:
         return self.position.shape[1] == num_rows
 
 
-_FIELDS = ('position', 'velocity', 'cov', 'count', 'innovation')
+_FIELDS = ('position', 'velocity', 'cov', 'count', 'innovation',
+           'offset')
 
 
 def face_units(keypoints: Tensor) -> Tensor:
@@ -174,6 +179,25 @@ class AdaptiveKalmanFilter(nn.Module):
     has K + 2 rows (:meth:`num_rows`): the shape in the face frame's px,
     then the pose points in image px.
 
+    With ``crop_offset=True`` the filter knows where each frame was cropped
+    (the crop's centre ``c``, image px): a heatmap model's landmarks lean
+    towards the centre of its crop (measured on the demo's real-textured
+    training clips with jittered boxes: within a clip, the raw landmarks'
+    vertical error follows the crop's offset from the face with slope
+    0.33, R² 0.84). The offset ``o = c − m`` (face units; ``m`` the face's
+    centre, the mean of the landmarks; px, divided by the face unit) is
+    compared with its running mean
+    over the track ``ō`` (the first frame's offset, then the mean of the
+    last ``crop_offset_window`` frames' ones, an EMA), and the predicted
+    measurement is ``p⁻ + g ⊙ (o⁻ − ō)`` with ``o⁻`` the offset from the
+    predicted face centre and ``g`` learnt per axis (zero at init: the
+    plain filter). Only the crop's movement relative to the face is
+    corrected, never the track's mean offset (which depends on the box
+    convention and the person, not on the jitter): the innovation and
+    the update no longer carry the crop's jitter, and a track's first
+    frame is kept as measured. With ``frame='face'`` the correction
+    applies to the pose rows (their mean is the face's centre).
+
     Args:
         q_init (float): the process noise at init (the MLP's output layer
             has zero weights and bias ``log q_init``).
@@ -191,6 +215,12 @@ class AdaptiveKalmanFilter(nn.Module):
         frame (str): ``'image'`` (default): a filter per landmark, the
             layout of earlier checkpoints; ``'face'``: pose and shape
             (above).
+        crop_offset (bool): learn the landmarks' lean towards the crop's
+            centre (above); :meth:`step` / :meth:`forward` then need the
+            crops' centres. ``False`` (default): no such parameters, the
+            layout of earlier checkpoints.
+        crop_offset_window (int): frames of the running mean ``ō`` of the
+            crop's offset, with ``crop_offset=True``.
     """
 
     def __init__(self,
@@ -199,7 +229,9 @@ class AdaptiveKalmanFilter(nn.Module):
                  hidden_channels: int = 16,
                  velocity_damping: bool = False,
                  retention_init: float = 1.0,
-                 frame: str = 'image'):
+                 frame: str = 'image',
+                 crop_offset: bool = False,
+                 crop_offset_window: int = 30):
         super().__init__()
         if not q_init > 0:
             raise ValueError('AdaptiveKalmanFilter: q_init must be > 0, got '
@@ -226,8 +258,21 @@ class AdaptiveKalmanFilter(nn.Module):
             raise ValueError("AdaptiveKalmanFilter: frame must be 'image' or "
                              f"'face', got {frame!r} (the keypoint_filter "
                              'config)')
+        if not isinstance(crop_offset, bool):
+            raise ValueError('AdaptiveKalmanFilter: crop_offset must be True '
+                             f'or False, got {crop_offset!r} (the '
+                             'keypoint_filter config)')
         self.velocity_damping = velocity_damping
         self.frame = frame
+        if not (isinstance(crop_offset_window, int)
+                and crop_offset_window >= 1):
+            raise ValueError('AdaptiveKalmanFilter: crop_offset_window must '
+                             f'be an integer >= 1, got {crop_offset_window!r}')
+        self.crop_offset = crop_offset
+        self.crop_offset_window = crop_offset_window
+        if crop_offset:
+            # g (x, y); 0: the plain filter
+            self.crop_gain = nn.Parameter(torch.zeros(2))
         # frame='face': one more input, 1 on the two pose rows
         self.mlp = nn.Sequential(
             nn.Linear(NUM_FEATURES + (frame == 'face'), hidden_channels),
@@ -258,8 +303,12 @@ class AdaptiveKalmanFilter(nn.Module):
         return KalmanTrackState.zeros(num, self.num_rows(num_keypoints),
                                       like)
 
-    def step(self, measured: Tensor, reference: Tensor,
-             state: KalmanTrackState) -> Tuple[Tensor, KalmanTrackState]:
+    def step(self,
+             measured: Tensor,
+             reference: Tensor,
+             state: KalmanTrackState,
+             crop_centre: Optional[Tensor] = None
+             ) -> Tuple[Tensor, KalmanTrackState]:
         """One frame of N tracks.
 
         Args:
@@ -267,17 +316,35 @@ class AdaptiveKalmanFilter(nn.Module):
             reference (Tensor): (N, K, 2) the raw landmarks, image px.
             state (KalmanTrackState): before this frame
                 (:meth:`zero_state` to start).
+            crop_centre (Tensor, optional): (N, 2) the centre of the crop
+                the landmarks were found in, image px; needed with
+                ``crop_offset=True`` (ignored without).
 
         Returns:
             tuple: filtered landmarks (N, K, 2), image px, and the state.
         """
+        if self.crop_offset:
+            if crop_centre is None:
+                raise ValueError(
+                    'AdaptiveKalmanFilter(crop_offset=True) needs the crop '
+                    'centres of the frames (crop_centre / crop_centres)')
+            if crop_centre.shape != (measured.shape[0], 2):
+                raise ValueError(
+                    'AdaptiveKalmanFilter: crop_centre must be (N, 2) = '
+                    f'{(measured.shape[0], 2)}, got '
+                    f'{tuple(crop_centre.shape)}')
+            crop_centre = crop_centre[:, None].to(measured)
+        else:
+            crop_centre = None
         if self.frame == 'face':
-            return self._step_face(measured, reference, state)
+            return self._step_face(measured, reference, state, crop_centre)
         s = face_units(measured)[:, None, None]
-        return self._update(measured, reference, s, state)
+        return self._update(measured, reference, s, state,
+                            crop_centre=crop_centre)
 
     def _step_face(self, measured: Tensor, reference: Tensor,
-                   state: KalmanTrackState
+                   state: KalmanTrackState,
+                   crop_centre: Optional[Tensor] = None
                    ) -> Tuple[Tensor, KalmanTrackState]:
         """``frame='face'``: the landmarks as a similarity (the pose) of a
         shape in the track's own face frame, each filtered with its own
@@ -305,7 +372,8 @@ class AdaptiveKalmanFilter(nn.Module):
             face_units(measured)[:, None].expand(-1, 2)
         ], 1)[..., None]
         filtered, new = self._update(rows(measured), rows(reference), units,
-                                     state, num_shape=k)
+                                     state, num_shape=k,
+                                     crop_centre=crop_centre)
         pose = filtered[:, k:]
         scale = (pose[:, 0] - pose[:, 1]) / (2. * radius[:, None])
         out = complex_mul(scale, filtered[:, :k]) + pose.mean(1,
@@ -314,11 +382,14 @@ class AdaptiveKalmanFilter(nn.Module):
 
     def _update(self, measured: Tensor, reference: Tensor, s: Tensor,
                 state: KalmanTrackState,
-                num_shape: Optional[int] = None
+                num_shape: Optional[int] = None,
+                crop_centre: Optional[Tensor] = None
                 ) -> Tuple[Tensor, KalmanTrackState]:
         """The filter on (N, R, 2) rows in px, ``s`` (N, R, 1) their face
         units; ``num_shape``: the first rows are the shape, the rest the
-        pose (``frame='face'``; the means over the face are per part).
+        pose (``frame='face'``; the means over the face are per part);
+        ``crop_centre`` (N, 1, 2) px: the crop-offset correction on the
+        rows whose mean is the face's centre (all, or the pose rows).
         Returns the filtered rows, px, and the state."""
         z, a = measured / s, reference / s
         p, v = state.position / s, state.velocity / s
@@ -326,7 +397,37 @@ class AdaptiveKalmanFilter(nn.Module):
         # predict (F P Fᵀ); q is added once it is known
         pp = p + v
         p00, p01 = p00 + 2 * p01 + p11, p01 + p11
+        lean = centre_rows = None
+        if crop_centre is not None:
+            centre_rows = (slice(None) if num_shape is None else slice(
+                num_shape, None))
+            # offsets in px (a difference of px, not of face units: no
+            # cancellation when the face units are small), the lean in
+            # face units (the centre rows share them)
+            unit = s[:, centre_rows][:, :1]
+            # the running mean of the offset; a track's first frame: its
+            # own offset from the measured centre (no correction)
+            mean_offset = torch.where(
+                (state.count == 0)[:, None, None],
+                crop_centre - measured[:, centre_rows].mean(1, keepdim=True),
+                state.offset[:, None])
+            predicted = (state.position + state.velocity)[:, centre_rows]
+            # |g| < 1: the centre stays observable
+            gain = self.crop_gain.clamp(-0.9, 0.9)
+            centre_mask = torch.zeros_like(pp[:1, :, :1])
+            centre_mask[:, centre_rows] = 1.
+            lean = centre_mask * gain * (
+                crop_centre - predicted.mean(1, keepdim=True) -
+                mean_offset) / unit
+            pp = pp + lean
         innov = z - pp
+        if lean is not None:
+            # the common motion is seen through (1 − g): mean z = (1 − g) m
+            # + g (c − ō) + noise; the innovation of the centre rows' mean
+            # is that of (mean z − g (c − ō)) / (1 − g), the measured centre
+            # without the lean, against the predicted one
+            common = innov[:, centre_rows].mean(1, keepdim=True)
+            innov = innov + centre_mask * common * gain / (1. - gain)
         nin = innov.norm(dim=-1) / (p00 + 1.).sqrt()
         speed = v.norm(dim=-1)
         k = z.shape[1]
@@ -374,6 +475,9 @@ class AdaptiveKalmanFilter(nn.Module):
         p00, p01, p11 = p00 + q / 4., p01 + q / 2., p11 + q
         k0, k1 = p00 / (p00 + 1.), p01 / (p00 + 1.)
         p = pp + k0[..., None] * innov
+        if lean is not None:
+            # the state is the face's landmarks, without the lean
+            p = p - lean
         v = v + k1[..., None] * innov
         cov = torch.stack([p00 - k0 * p00, p01 - k0 * p01, p11 - k1 * p01],
                           -1)
@@ -382,16 +486,26 @@ class AdaptiveKalmanFilter(nn.Module):
         p = torch.where(first, z, p)
         v = torch.where(first, torch.zeros_like(v), v)
         cov = torch.where(first, cov.new_tensor([1., 0., 1.]), cov)
+        offset = state.offset
+        if lean is not None:
+            # ō += α (o − ō), o from the new face centre, α = 1 / (frames
+            # seen) up to 1 / window
+            rate = 1. / (state.count + 1).clamp_max(
+                self.crop_offset_window).to(p)[:, None, None]
+            offset = (mean_offset + rate * (
+                crop_centre - (p * s)[:, centre_rows].mean(1, keepdim=True) -
+                mean_offset))[:, 0]
         new = KalmanTrackState(p * s, v * s, cov, state.count + 1,
                                torch.where(first, torch.zeros_like(innov),
-                                           innov) * s)
+                                           innov) * s, offset)
         return new.position, new
 
     def forward(self,
                 measured: Tensor,
                 reference: Optional[Tensor] = None,
                 state: Optional[KalmanTrackState] = None,
-                lengths: Optional[Sequence[int]] = None
+                lengths: Optional[Sequence[int]] = None,
+                crop_centres: Optional[Tensor] = None
                 ) -> Tuple[Tensor, KalmanTrackState]:
         """Filter B clips of T frames.
 
@@ -404,6 +518,8 @@ class AdaptiveKalmanFilter(nn.Module):
             lengths (Sequence[int], optional): true length of each clip
                 when padded at the end; the state is that after each clip's
                 last real frame. ``None``: all T.
+            crop_centres (Tensor, optional): (B, T, 2) each frame's crop
+                centre, image px; needed with ``crop_offset=True``.
 
         Returns:
             tuple: filtered landmarks (B, T, K, 2) and the state.
@@ -419,6 +535,10 @@ class AdaptiveKalmanFilter(nn.Module):
                              f'{tuple(reference.shape)} must match measured '
                              f'{tuple(measured.shape)}')
         b, t, k = measured.shape[:3]
+        if crop_centres is not None and crop_centres.shape != (b, t, 2):
+            raise ValueError('AdaptiveKalmanFilter: crop centres must be '
+                             f'(B, T, 2) = {(b, t, 2)}, got '
+                             f'{tuple(crop_centres.shape)}')
         if state is None:
             state = self.zero_state(b, k, measured)
         if lengths is None:
@@ -426,7 +546,9 @@ class AdaptiveKalmanFilter(nn.Module):
         lengths = torch.as_tensor(list(lengths), device=measured.device)
         outputs = []
         for i in range(t):
-            out, new = self.step(measured[:, i], reference[:, i], state)
+            out, new = self.step(
+                measured[:, i], reference[:, i], state,
+                None if crop_centres is None else crop_centres[:, i])
             # padded frames (i >= length) leave the state unchanged
             real = (i < lengths)
             state = KalmanTrackState(*(torch.where(
@@ -446,5 +568,7 @@ class AdaptiveKalmanFilter(nn.Module):
             u = self.mlp[2].bias[2].item()
             text += (', velocity_damping=True, '
                      f'retention_init={1 - 1 / (1 + np.exp(-u)):.3g}')
+        if self.crop_offset:
+            text += ', crop_offset=True'
         return text
 
