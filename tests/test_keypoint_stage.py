@@ -145,3 +145,45 @@ def test_crop_offset_filter_gets_each_frame_crop_centre():
     loss = head.loss(feats, samples)['loss_filter']
     loss.backward()
     assert head.keypoint_filter.crop_gain.grad.abs().sum() > 0
+
+
+def test_frozen_identity_map_stage_is_skipped_in_training():
+    """A map stage at its zero init with its parameters frozen (as
+    configs/demo/real_jitter.py) is not run in ``loss``: the same losses
+    (and keypoint-stage gradients) as when forced through it, without a
+    ``refine`` call; a trainable one still runs (it must learn)."""
+    head = make_head()
+    for name, p in head.named_parameters():
+        if not name.startswith(('base_head.', 'keypoint_filter.')):
+            p.requires_grad_(False)
+    assert head.map_stage_is_identity()
+    head.train()
+    samples = make_samples([3, 2])
+    calls = []
+    original = type(head).refine
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    type(head).refine = counted
+    try:
+        skipped = head.loss(feats_for(5), samples)
+        assert not calls
+        skipped['loss_filter'].backward()
+        grad = head.keypoint_filter.mlp[2].bias.grad.clone()
+        head.zero_grad()
+        head.map_stage_is_identity = lambda: False
+        forced = head.loss(feats_for(5), samples)
+        assert len(calls) == 1
+        forced['loss_filter'].backward()
+        for key in ('loss_kpt', 'loss_filter'):
+            torch.testing.assert_close(skipped[key], forced[key])
+        torch.testing.assert_close(grad, head.keypoint_filter.mlp[2].bias.grad)
+        trainable = make_head()
+        trainable.train()
+        calls.clear()
+        trainable.loss(feats_for(5), samples)
+        assert len(calls) == 1
+    finally:
+        type(head).refine = original

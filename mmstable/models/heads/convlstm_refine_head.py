@@ -337,6 +337,14 @@ class ConvLSTMRefineHead(BaseHead):
             params.append(self.input_gain)
         return not any(bool(p.detach().any()) for p in params)
 
+    def _skip_map_stage_in_loss(self) -> bool:
+        """Whether :meth:`loss` may skip the map stage: an identity
+        (:meth:`map_stage_is_identity`) none of whose parameters (the head's
+        own, not the base head's nor the keypoint stage's) is trained."""
+        return self.map_stage_is_identity() and not any(
+            p.requires_grad for n, p in self.named_parameters()
+            if not n.startswith(('base_head.', 'keypoint_filter.')))
+
     def refine(self,
                heatmaps: Tensor,
                state: Optional[TrackState] = None,
@@ -810,11 +818,18 @@ class ConvLSTMRefineHead(BaseHead):
         """
         clips = split_clips(batch_data_samples)
         heatmaps = self._base_forward(feats)
-        affines = self.frame_affines(
-            batch_data_samples, heatmaps) if self.warp_state else None
-        refined, _ = self.refine(
-            pad_clips(heatmaps, clips),
-            affines=None if affines is None else pad_clips(affines, clips))
+        skip = self._skip_map_stage_in_loss()
+        if skip:
+            # a frozen identity map stage (configs/demo/real_jitter.py): its
+            # output is its input, as predict() and the ONNX step skip it
+            refined = pad_clips(heatmaps, clips)
+        else:
+            affines = self.frame_affines(
+                batch_data_samples, heatmaps) if self.warp_state else None
+            refined, _ = self.refine(
+                pad_clips(heatmaps, clips),
+                affines=None if affines is None else pad_clips(
+                    affines, clips))
         pred_frames = unpad_clips(refined, clips)
         gt_heatmaps = torch.stack(
             [d.gt_fields.heatmaps for d in batch_data_samples])
@@ -844,7 +859,7 @@ class ConvLSTMRefineHead(BaseHead):
         if self.keypoint_filter is not None:
             losses['loss_filter'] = self._filter_loss(
                 heatmaps, pred_frames, batch_data_samples, keypoint_weights,
-                clips)
+                clips, refined_is_raw=skip)
         if train_cfg.get('compute_acc', True):
             _, avg_acc, _ = pose_pck_accuracy(
                 output=to_numpy(pred_frames),
@@ -856,19 +871,21 @@ class ConvLSTMRefineHead(BaseHead):
 
     def _filter_loss(self, heatmaps: Tensor, refined: Tensor,
                      batch_data_samples: Sequence, keypoint_weights: Tensor,
-                     clips) -> Tensor:
+                     clips, refined_is_raw: bool = False) -> Tensor:
         """``keypoint_loss`` of the keypoint stage on the training clips:
         the decoded refined and raw maps (detached) and the GT, in image
-        space."""
+        space. ``refined_is_raw``: the maps are the same (a skipped
+        identity map stage), decoded once."""
         with torch.no_grad():
-            measured = torch.as_tensor(np.stack([
-                np.asarray(p.keypoints)[0, :, :2]
-                for p in self.decode(refined.detach())
-            ])).to(heatmaps)
             raw = torch.as_tensor(np.stack([
                 np.asarray(p.keypoints)[0, :, :2]
                 for p in self.decode(heatmaps.detach())
             ])).to(heatmaps)
+            measured = raw.clone() if refined_is_raw else torch.as_tensor(
+                np.stack([
+                    np.asarray(p.keypoints)[0, :, :2]
+                    for p in self.decode(refined.detach())
+                ])).to(heatmaps)
             inverse = torch.linalg.inv(
                 self.input_affines(batch_data_samples, heatmaps))
             measured, raw, target = (

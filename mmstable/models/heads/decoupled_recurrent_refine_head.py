@@ -334,6 +334,10 @@ class DecoupledRecurrentRefineHead(ConvLSTMRefineHead):
             return super()._predict_stateful(index.expand_as(heatmaps),
                                              batch_data_samples, refine)
 
+    def _skip_map_stage_in_loss(self) -> bool:
+        # the identity and invariance losses need the recurrence's features
+        return False
+
     def loss(self,
              feats: Tuple[Tensor],
              batch_data_samples: OptSampleList,
