@@ -442,14 +442,18 @@ def test_crop_offset_update_by_hand():
     assert new.count.tolist() == [6]
 
 
-def test_crop_offset_removes_the_lean_of_a_jumping_crop():
+@pytest.mark.parametrize('frame', ['image', 'face'])
+def test_crop_offset_removes_the_lean_of_a_jumping_crop(frame):
     """A still face whose landmarks lean by g = 0.3 towards a crop that
     jumps by 10 px, the lean measured from the running mean of the crop's
     offset (the documented rule, simulated here: ō₀ = o₀, then ō_t = ō_t−1
     + (o_t − ō_t−1) / (t + 1)): with the gain known the filtered
-    landmarks stay on the face; the plain filter follows the jumps."""
-    filt = AdaptiveKalmanFilter(q_init=1., blend_init=0., crop_offset=True)
-    plain = AdaptiveKalmanFilter(q_init=1., blend_init=0.)
+    landmarks stay on the face; the plain filter follows the jumps.
+    ``frame='face'``: the same on the pose rows (the lean is a translation
+    of the face)."""
+    filt = AdaptiveKalmanFilter(q_init=1., blend_init=0., crop_offset=True,
+                                frame=frame)
+    plain = AdaptiveKalmanFilter(q_init=1., blend_init=0., frame=frame)
     with torch.no_grad():
         filt.crop_gain.copy_(torch.tensor([0.3, 0.3]))
     truth = face(0.)  # centre (50, 50), face units 1 px
@@ -468,6 +472,8 @@ def test_crop_offset_removes_the_lean_of_a_jumping_crop():
                                atol=1e-4)
     torch.testing.assert_close(state.offset[0], mean_offset)
     assert (moved[0] - truth).abs().max() > 1.
+    if frame == 'face':  # the shape rows are untouched by the lean
+        assert state.position.shape[1] == 4
 
 
 def test_crop_offset_first_frame_is_kept_as_measured():

@@ -328,7 +328,8 @@ class AdaptiveKalmanFilter(nn.Module):
                 raise ValueError(
                     'AdaptiveKalmanFilter(crop_offset=True) needs the crop '
                     'centres of the frames (crop_centre / crop_centres)')
-            if crop_centre.shape != (measured.shape[0], 2):
+            if not torch.jit.is_tracing() and \
+                    crop_centre.shape != (measured.shape[0], 2):
                 raise ValueError(
                     'AdaptiveKalmanFilter: crop_centre must be (N, 2) = '
                     f'{(measured.shape[0], 2)}, got '
@@ -414,11 +415,13 @@ class AdaptiveKalmanFilter(nn.Module):
             predicted = (state.position + state.velocity)[:, centre_rows]
             # |g| < 1: the centre stays observable
             gain = self.crop_gain.clamp(-0.9, 0.9)
-            centre_mask = torch.zeros_like(pp[:1, :, :1])
-            centre_mask[:, centre_rows] = 1.
-            lean = centre_mask * gain * (
-                crop_centre - predicted.mean(1, keepdim=True) -
-                mean_offset) / unit
+            lean = gain * (crop_centre - predicted.mean(1, keepdim=True) -
+                           mean_offset) / unit
+            if num_shape is not None:
+                # the pose rows only
+                lean = torch.cat([torch.zeros_like(pp[:, :num_shape]),
+                                  lean.expand(-1, pp.shape[1] - num_shape,
+                                              -1)], 1)
             pp = pp + lean
         innov = z - pp
         if lean is not None:
@@ -426,8 +429,14 @@ class AdaptiveKalmanFilter(nn.Module):
             # + g (c − ō) + noise; the innovation of the centre rows' mean
             # is that of (mean z − g (c − ō)) / (1 − g), the measured centre
             # without the lean, against the predicted one
-            common = innov[:, centre_rows].mean(1, keepdim=True)
-            innov = innov + centre_mask * common * gain / (1. - gain)
+            common = innov[:, centre_rows].mean(1, keepdim=True) * (
+                gain / (1. - gain))
+            if num_shape is not None:
+                common = torch.cat([
+                    torch.zeros_like(innov[:, :num_shape]),
+                    common.expand(-1, innov.shape[1] - num_shape, -1)
+                ], 1)
+            innov = innov + common
         nin = innov.norm(dim=-1) / (p00 + 1.).sqrt()
         speed = v.norm(dim=-1)
         k = z.shape[1]
