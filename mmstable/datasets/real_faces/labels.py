@@ -102,14 +102,18 @@ def dedupe_faces(labels: Sequence[np.ndarray], disagreements: Sequence[float],
                  iou_threshold: float = 0.5) -> List[int]:
     """Indices of the faces to keep when two detections found the same face
     (landmark boxes overlapping by IoU > ``iou_threshold``): the one the
-    teachers agree on best wins. Returned in input order."""
+    teachers agree on best wins. Returned left to right (then top to
+    bottom) by landmark box, not in the detectors' order: OpenCV's Haar
+    detector lists the faces of a group photo in an order that varies from
+    run to run, and the order names the faces' identities and orders the
+    training set."""
     order = np.argsort(np.asarray(disagreements, np.float64), kind='stable')
     boxes = [landmark_box(p) for p in labels]
     kept: List[int] = []
     for i in order:
         if all(box_iou(boxes[i], boxes[j]) <= iou_threshold for j in kept):
             kept.append(int(i))
-    return sorted(kept)
+    return sorted(kept, key=lambda i: (boxes[i][0], boxes[i][1], i))
 
 
 def box_offset(points: np.ndarray,
