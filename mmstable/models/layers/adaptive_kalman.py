@@ -184,19 +184,21 @@ class AdaptiveKalmanFilter(nn.Module):
     towards the centre of its crop (measured on the demo's real-textured
     training clips with jittered boxes: within a clip, the raw landmarks'
     vertical error follows the crop's offset from the face with slope
-    0.33, R² 0.84). The offset ``o = c − m`` (face units; ``m`` the face's
-    centre, the mean of the landmarks; px, divided by the face unit) is
-    compared with its running mean
-    over the track ``ō`` (the first frame's offset, then the mean of the
-    last ``crop_offset_window`` frames' ones, an EMA), and the predicted
-    measurement is ``p⁻ + g ⊙ (o⁻ − ō)`` with ``o⁻`` the offset from the
-    predicted face centre and ``g`` learnt per axis (zero at init: the
-    plain filter). Only the crop's movement relative to the face is
-    corrected, never the track's mean offset (which depends on the box
-    convention and the person, not on the jitter): the innovation and
-    the update no longer carry the crop's jitter, and a track's first
-    frame is kept as measured. With ``frame='face'`` the correction
-    applies to the pose rows (their mean is the face's centre).
+    0.33, R² 0.84). The measurement model: the landmarks' mean is ``(1 −
+    g) m + g (c − ō)`` plus noise, ``m`` the face's centre, ``ō`` the
+    running mean over the track of the offset ``c − m`` (px; the first
+    frame's offset, then an EMA over ``crop_offset_window`` frames) and
+    ``g`` learnt per axis (zero at init: the plain filter; |g| ≤ 0.9).
+    The predicted measurement is ``p⁻ + g ⊙ (c − m⁻ − ō) / s`` (``m⁻``
+    the predicted centre, ``s`` the face unit), and the innovation's
+    common part (its mean over the landmarks) is divided by ``1 − g``:
+    the update sees the measured centre without the lean, ``(mean z −
+    g (c − ō)) / (1 − g)``, against the predicted one. Only the crop's
+    movement relative to the face is corrected, never the track's mean
+    offset (which depends on the box convention and the person, not on
+    the jitter); a track's first frame is kept as measured. With
+    ``frame='face'`` the correction applies to the pose rows (their mean
+    is the face's centre).
 
     Args:
         q_init (float): the process noise at init (the MLP's output layer
