@@ -881,7 +881,7 @@ class ConvLSTMRefineHead(BaseHead):
                 np.asarray(p.keypoints)[0, :, :2]
                 for p in self.decode(heatmaps.detach())
             ])).to(heatmaps)
-            measured = raw.clone() if refined_is_raw else torch.as_tensor(
+            measured = raw if refined_is_raw else torch.as_tensor(
                 np.stack([
                     np.asarray(p.keypoints)[0, :, :2]
                     for p in self.decode(refined.detach())

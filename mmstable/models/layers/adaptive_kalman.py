@@ -417,13 +417,19 @@ class AdaptiveKalmanFilter(nn.Module):
             predicted = (state.position + state.velocity)[:, centre_rows]
             # |g| < 1: the centre stays observable
             gain = self.crop_gain.clamp(-0.9, 0.9)
-            lean = gain * (crop_centre - predicted.mean(1, keepdim=True) -
-                           mean_offset) / unit
-            if num_shape is not None:
-                # the pose rows only
-                lean = torch.cat([torch.zeros_like(pp[:, :num_shape]),
-                                  lean.expand(-1, pp.shape[1] - num_shape,
-                                              -1)], 1)
+            def on_centre_rows(x: Tensor) -> Tensor:
+                """(N, 1, 2) -> added to every row (image frame) or to
+                the pose rows only (face frame)."""
+                if num_shape is None:
+                    return x
+                return torch.cat([
+                    torch.zeros_like(pp[:, :num_shape]),
+                    x.expand(-1, pp.shape[1] - num_shape, -1)
+                ], 1)
+
+            lean = on_centre_rows(
+                gain * (crop_centre - predicted.mean(1, keepdim=True) -
+                        mean_offset) / unit)
             pp = pp + lean
         innov = z - pp
         if lean is not None:
@@ -431,14 +437,9 @@ class AdaptiveKalmanFilter(nn.Module):
             # + g (c − ō) + noise; the innovation of the centre rows' mean
             # is that of (mean z − g (c − ō)) / (1 − g), the measured centre
             # without the lean, against the predicted one
-            common = innov[:, centre_rows].mean(1, keepdim=True) * (
-                gain / (1. - gain))
-            if num_shape is not None:
-                common = torch.cat([
-                    torch.zeros_like(innov[:, :num_shape]),
-                    common.expand(-1, innov.shape[1] - num_shape, -1)
-                ], 1)
-            innov = innov + common
+            innov = innov + on_centre_rows(
+                innov[:, centre_rows].mean(1, keepdim=True) * (gain /
+                                                              (1. - gain)))
         nin = innov.norm(dim=-1) / (p00 + 1.).sqrt()
         speed = v.norm(dim=-1)
         k = z.shape[1]
