@@ -877,21 +877,21 @@ class ConvLSTMRefineHead(BaseHead):
         space. ``refined_is_raw``: the maps are the same (a skipped
         identity map stage), decoded once."""
         with torch.no_grad():
-            raw = torch.as_tensor(np.stack([
-                np.asarray(p.keypoints)[0, :, :2]
-                for p in self.decode(heatmaps.detach())
-            ])).to(heatmaps)
-            measured = raw if refined_is_raw else torch.as_tensor(
-                np.stack([
-                    np.asarray(p.keypoints)[0, :, :2]
-                    for p in self.decode(refined.detach())
-                ])).to(heatmaps)
             inverse = torch.linalg.inv(
                 self.input_affines(batch_data_samples, heatmaps))
-            measured, raw, target = (
-                apply_affine(inverse, x) for x in
-                (measured, raw,
-                 self._gt_input_keypoints(batch_data_samples).to(heatmaps)))
+
+            def in_image(maps: Tensor) -> Tensor:
+                # decoded landmarks (N, K, 2), mapped back to the image
+                return apply_affine(inverse, torch.as_tensor(np.stack([
+                    np.asarray(p.keypoints)[0, :, :2]
+                    for p in self.decode(maps.detach())
+                ])).to(heatmaps))
+
+            raw = in_image(heatmaps)
+            measured = raw if refined_is_raw else in_image(refined)
+            target = apply_affine(
+                inverse,
+                self._gt_input_keypoints(batch_data_samples).to(heatmaps))
             centres = self._crop_centres(batch_data_samples, inverse)
         filtered, _ = self.keypoint_filter(
             pad_clips(measured, clips), pad_clips(raw, clips),
