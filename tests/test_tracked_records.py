@@ -67,3 +67,25 @@ def test_box_jitter_table_plumbing_and_format(tmp_path):
     # 2.05 <= 2 × 1.02 = 2.04? no → bold; 90 < 100 → plain
     assert '| a | 2.00 | **2.05** | 100.0 | 90.0 |' in text
     assert '| b | 2.00 | **2.50** | 100.0 | **120.0** |' in text
+
+
+def test_moving_head_lag_plumbing(tmp_path):
+    from mmstable.evaluation.box_jitter_table import (format_moving_head_lag,
+                                                       moving_head_lag)
+    model = init_model(*write_tiny_model(tmp_path), device='cpu')
+    rows = moving_head_lag(model, num_frames=4)
+    assert [r['label'] for r in rows] == ['streamed',
+                                          'state reset every frame']
+    for r in rows:
+        assert all(np.isfinite(r[k]) for k in (
+            'NME raw', 'NME refined', 'lag rigid', 'lag non-rigid'))
+        assert set(r['groups']) == {'jaw', 'brows', 'nose', 'eyes', 'mouth'}
+    # the same frozen model in both runs; only the refiner's memory differs
+    assert rows[0]['NME raw'] == rows[1]['NME raw']
+    assert rows[0]['NME refined'] != rows[1]['NME refined']
+    text = format_moving_head_lag([dict(
+        label='streamed', **{'NME raw': 2., 'NME refined': 2.07,
+                             'lag rigid': 0., 'lag non-rigid': 0.33,
+                             'speed rigid': 2.5, 'speed non-rigid': 0.5},
+        groups=dict(nose=0.13))])
+    assert '| streamed | 2.000 | 2.070 | 0.00 | 0.33 | +0.130 |' in text

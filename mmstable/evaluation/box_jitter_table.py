@@ -16,9 +16,18 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from .functional import frame_nme, interocular_distance, nmf
+from .functional import (frame_nme, interocular_distance, lag_frames,
+                         motion_split, nmf)
 
-__all__ = ['WHY_ROWS', 'box_jitter_table', 'format_box_jitter_table']
+__all__ = [
+    'WHY_ROWS', 'box_jitter_table', 'format_box_jitter_table',
+    'moving_head_lag', 'format_moving_head_lag'
+]
+
+#: landmark groups of the 68-point (300W) layout, for :func:`moving_head_lag`
+GROUPS_68 = (('jaw', range(0, 17)), ('brows', range(17, 27)),
+             ('nose', range(27, 36)), ('eyes', range(36, 48)),
+             ('mouth', range(48, 68)))
 
 #: (label, generator motion, box centre jitter σ in px)
 WHY_ROWS: Tuple[Tuple[str, float, float], ...] = (
@@ -27,6 +36,23 @@ WHY_ROWS: Tuple[Tuple[str, float, float], ...] = (
     ('still head, box centre jittered σ = 4 px', 0., 4.),
     ('moving head (motion 1), exact box', 1., 0.),
 )
+
+
+def _stream(model, video, boxes, reset_every_frame: bool = False):
+    """Refined and raw landmarks (T, K, 2) of a video streamed through
+    :class:`mmstable.apis.StableFaceTracker` with the given boxes."""
+    from mmstable.apis import StableFaceTracker  # apis imports evaluation
+    tracker = StableFaceTracker(model, track_by='bbox', output_raw=True)
+    refined, raw = [], []
+    for frame, box in zip(video.frames, boxes):
+        if reset_every_frame:
+            model.head.reset_state()
+        res = tracker.update(frame, box[None].astype(np.float32))[0]
+        refined.append(res.keypoints)
+        raw.append(res.raw_keypoints if res.raw_keypoints is not None
+                   else res.keypoints)
+    tracker.reset()
+    return (np.asarray(refined, np.float64), np.asarray(raw, np.float64))
 
 
 def _square_boxes(kpts: np.ndarray) -> np.ndarray:
@@ -55,7 +81,6 @@ def box_jitter_table(model,
         list[dict]: per row ``label``, ``NME raw``, ``NME refined`` (%),
         ``NMF raw``, ``NMF refined``.
     """
-    from mmstable.apis import StableFaceTracker  # apis imports evaluation
     from mmstable.datasets.synthetic import FaceVideoGenerator
 
     out = []
@@ -68,14 +93,7 @@ def box_jitter_table(model,
             shift = np.random.default_rng((seed, r)).normal(
                 0., sigma, (len(gt), 2))
             boxes = boxes + np.concatenate([shift, shift], -1)
-        tracker = StableFaceTracker(model, track_by='bbox', output_raw=True)
-        refined, raw = [], []
-        for frame, box in zip(video.frames, boxes):
-            res = tracker.update(frame, box[None].astype(np.float32))[0]
-            refined.append(res.keypoints)
-            raw.append(res.raw_keypoints if res.raw_keypoints is not None
-                       else res.keypoints)
-        tracker.reset()
+        refined, raw = _stream(model, video, boxes)
         mask = np.ones(gt.shape[:2], bool)
         norm = interocular_distance(gt, (36, 45))
         row = dict(label=label)
@@ -104,4 +122,86 @@ def format_box_jitter_table(rows: List[dict]) -> str:
             flicker = f'**{flicker}**'
         lines.append(f'| {r["label"]} | {r["NME raw"]:.2f} | {nme} | '
                      f'{r["NMF raw"]:.1f} | {flicker} |')
+    return '\n'.join(lines)
+
+
+def moving_head_lag(model,
+                    key: Tuple[int, ...] = (777, 5, 0),
+                    num_frames: int = 120,
+                    noise: float = 1.,
+                    motion: float = 1.) -> List[dict]:
+    """Where the refiner's extra error on the "Why" table's moving head
+    (exact boxes) comes from.
+
+    The video is streamed twice: as a stream (the refiner's state carried)
+    and with the state reset before every frame (no memory: what the
+    refiner does to a single frame). Per run: NME raw / refined (% of the
+    outer-eye-corner distance), the refined track's lag behind raw
+    (:func:`~mmstable.evaluation.functional.lag_frames`, frames) on the
+    ground truth's rigid and non-rigid motion
+    (:func:`~mmstable.evaluation.functional.motion_split`), and, for the
+    68-point layout, refined − raw NME per landmark group.
+
+    Returns:
+        list[dict]: one dict per run: ``label``, ``NME raw``, ``NME
+        refined``, ``lag rigid``, ``lag non-rigid``, ``groups``
+        (name -> refined - raw NME), ``speed rigid`` / ``speed non-rigid``
+        (mean GT motion per frame, % of the eye-corner distance).
+    """
+    from mmstable.datasets.synthetic import FaceVideoGenerator
+
+    video = FaceVideoGenerator(noise=noise, motion=motion).generate(
+        key, num_frames)
+    gt = video.keypoints.astype(np.float64)
+    boxes = _square_boxes(gt)
+    rigid, non_rigid = motion_split(gt)
+    norm = interocular_distance(gt, (36, 45))
+    mask = np.ones(gt.shape[:2], bool)
+    groups = GROUPS_68 if gt.shape[1] == 68 else ()
+    out = []
+    for label, reset in (('streamed', False),
+                         ('state reset every frame', True)):
+        refined, raw = _stream(model, video, boxes, reset_every_frame=reset)
+        err_ref = np.linalg.norm(refined - gt, axis=-1) / norm[:, None]
+        err_raw = np.linalg.norm(raw - gt, axis=-1) / norm[:, None]
+        out.append({
+            'label': label,
+            'NME raw': 100. * float(np.mean(frame_nme(raw, gt, mask, norm))),
+            'NME refined': 100. * float(
+                np.mean(frame_nme(refined, gt, mask, norm))),
+            'lag rigid': lag_frames(refined, raw, rigid),
+            'lag non-rigid': lag_frames(refined, raw, non_rigid),
+            'groups': {
+                name: 100. * float(err_ref[:, list(idx)].mean() -
+                                   err_raw[:, list(idx)].mean())
+                for name, idx in groups
+            },
+            'speed rigid': 100. * float(np.mean(
+                np.linalg.norm(rigid, axis=-1) / norm[1:, None])),
+            'speed non-rigid': 100. * float(np.mean(
+                np.linalg.norm(non_rigid, axis=-1) / norm[1:, None])),
+        })
+    return out
+
+
+def format_moving_head_lag(rows: List[dict]) -> str:
+    """Markdown table of :func:`moving_head_lag`."""
+    names = list(rows[0]['groups']) if rows else []
+    lines = [
+        '| run | NME raw | NME refined | lag, rigid motion (frames) | '
+        'lag, non-rigid motion (frames) | ' +
+        ''.join(f'{n} | ' for n in names),
+        '|---|---|---|---|---|' + '---|' * len(names)
+    ]
+    for r in rows:
+        lines.append(
+            f'| {r["label"]} | {r["NME raw"]:.3f} | {r["NME refined"]:.3f} '
+            f'| {r["lag rigid"]:.2f} | {r["lag non-rigid"]:.2f} | ' +
+            ''.join(f'{r["groups"][n]:+.3f} | ' for n in names))
+    if rows:
+        lines.append(
+            f'\nGT motion per frame, % of the eye-corner distance: rigid '
+            f'{rows[0]["speed rigid"]:.2f}, non-rigid '
+            f'{rows[0]["speed non-rigid"]:.2f}; group columns: refined - '
+            'raw NME (points of %).')
     return '\n'.join(lines)

@@ -14,7 +14,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
 from mmstable.apis import init_model  # noqa: E402
 from mmstable.evaluation.box_jitter_table import (  # noqa: E402
-    box_jitter_table, format_box_jitter_table)
+    box_jitter_table, format_box_jitter_table, format_moving_head_lag,
+    moving_head_lag)
 
 
 def main(argv=None):
@@ -23,10 +24,18 @@ def main(argv=None):
     parser.add_argument('checkpoint')
     parser.add_argument('--frames', type=int, default=120)
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--lag', action='store_true',
+                        help='also the moving head\'s lag analysis')
     args = parser.parse_args(argv)
+    if args.frames < 2:
+        parser.error(f'--frames must be >= 2, got {args.frames}')
     model = init_model(args.config, args.checkpoint, device=args.device)
     rows = box_jitter_table(model, num_frames=args.frames)
     print(format_box_jitter_table(rows))
+    if args.lag:
+        print()
+        print(format_moving_head_lag(
+            moving_head_lag(model, num_frames=args.frames)))
     return rows
 
 
