@@ -1,4 +1,5 @@
-"""Pure numpy functions behind mmstable's video metrics (no registries)."""
+"""Numpy functions behind mmstable's video metrics (no registries; motion_split
+borrows the keypoint stage's similarity fit, in torch)."""
 from .accuracy import ced_auc_fr, frame_nme, interocular_distance
 from .flicker import face_scale, nmf, normalised_jitter
 from .lag import lag_frames, motion_split

@@ -15,7 +15,8 @@ def motion_split(gt: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
 
     Per pair of frames, the least-squares similarity ``S`` (translation,
     rotation, scale; all landmarks weigh the same) from frame t-1's
-    landmarks to frame t's.
+    landmarks to frame t's: the keypoint stage's own fit
+    (:func:`mmstable.models.layers.fit_similarity`).
 
     Args:
         gt (np.ndarray): (T, K, 2) landmarks of one video.
@@ -25,23 +26,20 @@ def motion_split(gt: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         ``gt_t - S(gt_{t-1})``, each (T-1, K, 2); they add up to
         ``gt_t - gt_{t-1}``.
     """
+    # the models package imports the evaluation one: import here
+    import torch
+
+    from mmstable.models.layers.adaptive_kalman import (complex_mul,
+                                                        fit_similarity)
+
     gt = np.asarray(gt, np.float64)
     if gt.ndim != 3 or gt.shape[-1] != 2 or len(gt) < 2:
         raise ValueError('motion_split: landmarks must be (T, K, 2) with T '
                          f'>= 2, got {gt.shape}')
-    z = gt[..., 0] + 1j * gt[..., 1]
-    src, dst = z[:-1], z[1:]
-    src_c = src - src.mean(1, keepdims=True)
-    dst_c = dst - dst.mean(1, keepdims=True)
-    # complex least squares: dst_c ≈ a · src_c
-    a = (np.conj(src_c) * dst_c).sum(1, keepdims=True) / np.maximum(
-        (np.abs(src_c)**2).sum(1, keepdims=True), 1e-12)
-    fitted = a * src_c + dst.mean(1, keepdims=True)
-
-    def xy(c):
-        return np.stack([c.real, c.imag], -1)
-
-    return xy(fitted - src), xy(dst - fitted)
+    src, dst = torch.from_numpy(gt[:-1]), torch.from_numpy(gt[1:])
+    a, b = fit_similarity(src, dst)
+    fitted = (complex_mul(a, src) + b[:, None]).numpy()
+    return fitted - gt[:-1], gt[1:] - fitted
 
 
 def lag_frames(pred: np.ndarray, reference: np.ndarray,
