@@ -613,3 +613,25 @@ def test_benchmark_models_time_what_they_ship(monkeypatch):
     assert StatefulStep(model).refiner_fields[:2] == ['h', 'c']
     plain, skipped = tool['build_model']('real', False, args)
     assert not skipped and not hasattr(plain.head, 'refine')
+
+
+def test_nonrigid_prediction_exported(tmp_path):
+    """nonrigid_prediction: the refined history (two frames of PDC-decoded
+    output landmarks, the running mean of their non-rigid motion) is state
+    of the graph, and the export tracks like torch ≤ 1e-3 px over 100
+    frames, two faces, moving boxes."""
+    options = copy.deepcopy(PDC0)
+    options['model']['head'].update(nonrigid_prediction=1.,
+                                    nonrigid_smoothing=0.5)
+    model = _refiner_model(DEMO, cfg_options=options)
+    frames, boxes = synthetic_clip(100, faces=2)
+    path = str(tmp_path / 'nonrigid.onnx')
+    export_onnx(model, path, config_name=DEMO)
+    spec = read_metadata(path)['state_spec']
+    assert tuple(spec['refiner_refined'][0]) == (2, 68, 2)
+    assert 'refiner_refined_count' in spec
+    assert tuple(spec['refiner_refined_velocity'][0]) == (68, 2)
+    worst = track_agreement(model, init_model(path, onnx_threads=1), frames,
+                            boxes)
+    assert worst['frames'] == 100
+    assert worst['keypoints'] <= TOL and worst['raw_keypoints'] <= TOL

@@ -52,7 +52,8 @@ __all__ = ['StatefulStep']
 # TrackState fields a refiner step reads, per head option (the others keep
 # their defaults, which TrackState builds from ``keypoints``)
 _REFINER_FIELDS = ('h', 'c', 'affine', 'keypoints', 'scores')
-_PREDICTED_FIELDS = ('refined', 'refined_scores', 'refined_count')
+_PREDICTED_FIELDS = ('refined', 'refined_scores', 'refined_count',
+                     'refined_velocity')
 _MEMORY_FIELDS = ('memory', 'memory_count')
 
 
@@ -107,8 +108,7 @@ class StatefulStep(nn.Module):
             # the raw ones, decoded once
             self.map_stage = not head.map_stage_is_identity()
             fields = list(_REFINER_FIELDS) if self.map_stage else []
-            if self.map_stage and head.warp_state and \
-                    head.motion_compensation == 'predicted':
+            if self.map_stage and head.needs_refined_history():
                 fields += _PREDICTED_FIELDS
             if self.map_stage and head.memory == 'gated':
                 fields += _MEMORY_FIELDS

@@ -28,7 +28,8 @@ from torch import Tensor
 
 MOTION_MODES = ('similarity', 'translation', 'none', 'predicted')
 _FIELDS = ('h', 'c', 'affine', 'keypoints', 'scores', 'refined',
-           'refined_scores', 'refined_count', 'memory', 'memory_count')
+           'refined_scores', 'refined_count', 'memory', 'memory_count',
+           'refined_velocity')
 
 
 def fit_similarity(src: Tensor,
@@ -204,6 +205,31 @@ def predicted_motion(refined: Tensor,
     return torch.where(known, motion, eye)
 
 
+def nonrigid_velocity(refined: Tensor, refined_scores: Tensor,
+                      refined_count: Tensor) -> Tensor:
+    """Each landmark's motion beyond the face's similarity between the two
+    refined frames of a track: ``refined_{t-1} − S(refined_{t-2})``, ``S``
+    the similarity fitted from frame t-2 to t-1 (as :func:`predicted_motion`,
+    undamped). Zeros for tracks with fewer than 2 refined frames.
+
+    Args:
+        refined (Tensor): (N, 2, K, 2) refined keypoints of frames t-2, t-1
+            in image space.
+        refined_scores (Tensor): (N, 2, K) their scores.
+        refined_count (Tensor): (N,) how many of the two are real (0..2).
+
+    Returns:
+        Tensor: (N, K, 2) image-space displacement per frame.
+    """
+    weights = refined_scores[:, 0].clamp(min=0) * refined_scores[:, 1].clamp(
+        min=0)
+    motion = fit_similarity(refined[:, 0], refined[:, 1], weights,
+                            max_scale_change=2.)
+    residual = refined[:, 1] - apply_affine(motion, refined[:, 0])
+    known = (refined_count >= 2)[:, None, None]
+    return torch.where(known, residual, torch.zeros_like(residual))
+
+
 @dataclass
 class TrackState:
     """Recurrent state of N tracks (N = 1 for one stored track, B inside a
@@ -227,6 +253,11 @@ class TrackState:
             ``h, c`` by :meth:`carried_to`.
         memory_count (Tensor, optional): (N,) 1 once ``memory`` holds a real
             frame, else 0 (frame 0 of a track: no memory).
+        refined_velocity (Tensor, optional): (N, K, 2) a running mean of
+            each landmark's refined motion beyond the similarity
+            (:func:`nonrigid_velocity`, image px per frame; kept by
+            :meth:`with_refined` with ``smoothing``), what
+            :meth:`carried_to` moves the state by with ``nonrigid``.
         video_id: the track (stored tracks only).
         frame_id (int, optional): that frame's ``frame_id`` (stored tracks).
     """
@@ -240,6 +271,7 @@ class TrackState:
     refined_count: Optional[Tensor] = None
     memory: Optional[Tensor] = None
     memory_count: Optional[Tensor] = None
+    refined_velocity: Optional[Tensor] = None
     video_id: object = None
     frame_id: Optional[int] = None
 
@@ -257,6 +289,8 @@ class TrackState:
         if self.memory_count is None:
             self.memory_count = torch.zeros(
                 n, dtype=torch.long, device=self.keypoints.device)
+        if self.refined_velocity is None:
+            self.refined_velocity = self.keypoints.new_zeros(n, k, 2)
 
     def with_memory(self, heatmaps: Tensor) -> 'TrackState':
         """The state after its frame's output heatmaps (N, K, H, W) (full
@@ -264,10 +298,14 @@ class TrackState:
         return replace(self, memory=heatmaps,
                        memory_count=torch.ones_like(self.memory_count))
 
-    def with_refined(self, keypoints: Tensor, scores: Tensor) -> 'TrackState':
+    def with_refined(self, keypoints: Tensor, scores: Tensor,
+                     smoothing: float = 0.) -> 'TrackState':
         """The state after its frame's output: refined keypoints (N, K, 2)
-        in image space and scores (N, K) become the newest of the two."""
-        return replace(
+        in image space and scores (N, K) become the newest of the two, and
+        ``refined_velocity`` ← ``smoothing`` · itself + (1 − ``smoothing``)
+        · :func:`nonrigid_velocity` of the new pair (0 while a track has
+        fewer than two frames)."""
+        state = replace(
             self,
             refined=torch.stack([self.refined[:, 1], keypoints.to(
                 self.refined)], 1),
@@ -275,6 +313,11 @@ class TrackState:
                 [self.refined_scores[:, 1],
                  scores.to(self.refined_scores)], 1),
             refined_count=(self.refined_count + 1).clamp(max=2))
+        velocity = nonrigid_velocity(state.refined, state.refined_scores,
+                                     state.refined_count)
+        state.refined_velocity = smoothing * self.refined_velocity.to(
+            velocity) + (1. - smoothing) * velocity
+        return state
 
     @classmethod
     def zeros(cls, num: int, channels: int, size: Sequence[int],
@@ -312,7 +355,7 @@ class TrackState:
                           self.scores[sl], self.refined[sl],
                           self.refined_scores[sl], self.refined_count[sl],
                           self.memory[sl].detach(), self.memory_count[sl],
-                          video_id, frame_id)
+                          self.refined_velocity[sl], video_id, frame_id)
 
     def fits(self, other: 'TrackState') -> bool:
         """Same state and keypoint shapes (per track) as ``other``."""
@@ -326,11 +369,22 @@ class TrackState:
                    scores: Tensor,
                    motion: str = 'similarity',
                    stride: int = 1,
-                   damping: float = 0.) -> 'TrackState':
+                   damping: float = 0.,
+                   nonrigid: float = 0.,
+                   max_nonrigid_shift: float = 2.) -> 'TrackState':
         """The state warped into a new frame (see the module docstring),
         which it then lives in. Args as :func:`motion_matrix`; ``motion=
         'predicted'`` uses :func:`predicted_motion` of the refined history
-        (``damping`` as there) instead of the raw keypoints."""
+        (``damping`` as there) instead of the raw keypoints.
+
+        ``nonrigid`` > 0: each landmark's channels (``h`` / ``c`` hold K
+        equal groups, ``memory`` K maps) are also moved by ``nonrigid`` ×
+        its own refined motion beyond the face's similarity
+        (``refined_velocity``, a constant-velocity prediction of a turning
+        head's parallax or of expression), at most
+        ``max_nonrigid_shift`` heatmap pixels: the memory of a landmark that
+        moves on the face is where the landmark is expected, not where it
+        was. Smooth refined history on a still face predicts ~0."""
         if motion == 'predicted':
             face = predicted_motion(self.refined, self.refined_scores,
                                     self.refined_count, damping)
@@ -338,11 +392,43 @@ class TrackState:
         else:
             matrix = motion_matrix(self.affine, self.keypoints, self.scores,
                                    affine, keypoints, scores, motion)
-        hc = warp_maps(torch.cat([self.h, self.c], 1), matrix, stride)
-        h, c = hc.split(self.h.shape[1], 1)
+        hc = torch.cat([self.h, self.c], 1)
         memory = self.memory
-        if memory.shape[1]:
-            # full-resolution output memory: same W_t, stride 1
-            memory = warp_maps(memory, matrix, 1)
+        if nonrigid:
+            k = keypoints.shape[1]
+            if self.h.shape[1] % k:
+                raise ValueError(
+                    'TrackState.carried_to: nonrigid needs K equal channel '
+                    f'groups; {self.h.shape[1]} channels, K = {k}')
+            shift = nonrigid * self.refined_velocity.to(affine)
+            # image-space displacement -> this frame's heatmap pixels
+            shift = shift @ affine[:, :2, :2].transpose(1, 2)
+            norm = shift.norm(dim=-1, keepdim=True)
+            shift = shift * (max_nonrigid_shift /
+                             norm.clamp(min=max_nonrigid_shift))
+            per_kpt = matrix[:, None].repeat(1, k, 1, 1)
+            per_kpt[..., :2, 2] = per_kpt[..., :2, 2] + shift
+            per_kpt = per_kpt.flatten(0, 1)
+            hid = self.h.shape[1] // k
+            size = self.h.shape[-2:]
+            # batch dimensions as -1: an exported step's shapes do not
+            # depend on the number of tracks
+            grouped = torch.cat([
+                self.h.view(-1, k, hid, *size),
+                self.c.view(-1, k, hid, *size)
+            ], 2).flatten(0, 1)
+            grouped = warp_maps(grouped, per_kpt, stride).view(
+                -1, k, 2, hid, *size)
+            h = grouped[:, :, 0].reshape(-1, k * hid, *size)
+            c = grouped[:, :, 1].reshape(-1, k * hid, *size)
+            if memory.shape[1]:
+                memory = warp_maps(memory.flatten(0, 1)[:, None], per_kpt,
+                                   1).view(-1, *memory.shape[1:])
+        else:
+            hc = warp_maps(hc, matrix, stride)
+            h, c = hc.split(self.h.shape[1], 1)
+            if memory.shape[1]:
+                # full-resolution output memory: same W_t, stride 1
+                memory = warp_maps(memory, matrix, 1)
         return replace(self, h=h, c=c, affine=affine, keypoints=keypoints,
                        scores=scores, memory=memory)

@@ -5,10 +5,13 @@ refined NME (% of the outer-eye-corner distance) and NMF, streamed frame by
 frame (:mod:`mmstable.evaluation.box_jitter_table`).
 
     python tools/analysis/box_jitter_table.py CONFIG CHECKPOINT [--frames N]
+        [--lag] [--cfg-options model.head.KEY=VALUE ...]
 """
 import argparse
 import os.path as osp
 import sys
+
+from mmengine.config import DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
@@ -26,10 +29,14 @@ def main(argv=None):
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--lag', action='store_true',
                         help='also the moving head\'s lag analysis')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        default={}, help='config overrides (e.g. a test-time '
+                        'option of the refiner)')
     args = parser.parse_args(argv)
     if args.frames < 2:
         parser.error(f'--frames must be >= 2, got {args.frames}')
-    model = init_model(args.config, args.checkpoint, device=args.device)
+    model = init_model(args.config, args.checkpoint, device=args.device,
+                       cfg_options=args.cfg_options or None)
     rows = box_jitter_table(model, num_frames=args.frames)
     print(format_box_jitter_table(rows))
     if args.lag:

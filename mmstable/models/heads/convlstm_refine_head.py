@@ -16,6 +16,7 @@ from mmpose.utils.tensor_utils import to_numpy
 from mmpose.utils.typing import (ConfigType, Features, OptConfigType,
                                  OptSampleList, Predictions)
 
+from mmstable.codecs.pdc_codec import _pdc
 from mmstable.structures import (MOTION_MODES, TrackState, apply_affine,
                                  clip_mask, crop_affine_from_metainfo,
                                  heatmap_affine, pad_clips, split_clips,
@@ -123,6 +124,18 @@ class ConvLSTMRefineHead(BaseHead):
             not enter the warp; the heatmap then corrects it.
         motion_damping (float): ``'predicted'`` only: shrink the predicted
             motion towards the identity (0 = full prediction, 1 = identity).
+        nonrigid_prediction (float): per-landmark cell with ``warp_state``
+            only: also move each landmark's state by this fraction of its
+            own motion beyond the face's similarity over the last two
+            frames of the refiner's output (decoded with the head's PDC
+            decoder; :meth:`TrackState.carried_to`): a constant-velocity
+            prediction of the non-rigid motion (a turning head's parallax,
+            expression), which the similarity warp leaves to the memory to
+            catch up with. 0 (default): off.
+        nonrigid_smoothing (float): ``nonrigid_prediction``: that motion is
+            a running mean over frames, ``v ← a·v + (1−a)·v_now`` with this
+            ``a`` in [0, 1) (0: the last two frames only), so that only
+            motion that persists moves the state, not a frame's noise.
         memory (str, optional): ``'gated'``: keep the previous output maps
             ``s_{t-1}`` (full resolution) in the track state, warp them with
             ``W_t`` and output ``s_t = g ⊙ W(s_{t-1}) + (1 - g) ⊙ r_t``,
@@ -197,6 +210,8 @@ class ConvLSTMRefineHead(BaseHead):
                  warp_state: bool = True,
                  motion_compensation: str = 'similarity',
                  motion_damping: float = 0.,
+                 nonrigid_prediction: float = 0.,
+                 nonrigid_smoothing: float = 0.,
                  recurrent_kernel_size: Optional[int] = 1,
                  memory: Optional[str] = None,
                  gate_init: float = 0.5,
@@ -222,6 +237,18 @@ class ConvLSTMRefineHead(BaseHead):
         if not 0. <= motion_damping <= 1.:
             raise ValueError('ConvLSTMRefineHead: motion_damping must be in '
                              f'[0, 1], got {motion_damping!r}')
+        if not 0. <= nonrigid_prediction <= 1.:
+            raise ValueError('ConvLSTMRefineHead: nonrigid_prediction must '
+                             f'be in [0, 1], got {nonrigid_prediction!r}')
+        if not 0. <= nonrigid_smoothing < 1.:
+            raise ValueError('ConvLSTMRefineHead: nonrigid_smoothing must '
+                             f'be in [0, 1), got {nonrigid_smoothing!r}')
+        if nonrigid_prediction and not (share_across_keypoints
+                                        and warp_state):
+            raise ValueError(
+                'ConvLSTMRefineHead: nonrigid_prediction moves each '
+                "landmark's own state: it needs share_across_keypoints=True "
+                'and warp_state=True')
         if not isinstance(state_stride, int) or state_stride < 1:
             raise ValueError('ConvLSTMRefineHead: state_stride must be an '
                              f'integer >= 1, got {state_stride!r}')
@@ -240,6 +267,8 @@ class ConvLSTMRefineHead(BaseHead):
         self.warp_state = warp_state
         self.motion_compensation = motion_compensation
         self.motion_damping = float(motion_damping)
+        self.nonrigid_prediction = float(nonrigid_prediction)
+        self.nonrigid_smoothing = float(nonrigid_smoothing)
         self.base_head = MODELS.build(base_head)
         num_keypoints = getattr(self.base_head, 'out_channels', None)
         if not isinstance(num_keypoints, int):
@@ -386,7 +415,7 @@ class ConvLSTMRefineHead(BaseHead):
 
         if self.warp_state:
             affines, kpts, scores = self._warp_inputs(heatmaps, affines)
-        predicted = self.motion_compensation == 'predicted'
+        predicted = self.needs_refined_history()
         gated = self.memory == 'gated'
         carry = state is not None
         if state is None:
@@ -400,7 +429,8 @@ class ConvLSTMRefineHead(BaseHead):
                     state = state.carried_to(affines[:, i], kpts[:, i],
                                              scores[:, i],
                                              self.motion_compensation,
-                                             stride, self.motion_damping)
+                                             stride, self.motion_damping,
+                                             self.nonrigid_prediction)
                 else:
                     state = replace(state, affine=affines[:, i],
                                     keypoints=kpts[:, i], scores=scores[:, i])
@@ -412,29 +442,52 @@ class ConvLSTMRefineHead(BaseHead):
                 outputs.append(out)
                 if self.warp_state and predicted:
                     with torch.no_grad():
-                        ref, ref_scores = _argmax_keypoints(out.detach())
+                        ref, ref_scores = self._output_keypoints(
+                            out.detach())
                         ref = apply_affine(torch.linalg.inv(affines[:, i]),
                                            ref)
-                    state = state.with_refined(ref, ref_scores)
-            elif self.warp_state and predicted:
-                # the refiner's own output of this frame (detached), in
-                # image space: the next frame's motion prediction
+                    state = state.with_refined(ref, ref_scores,
+                                           self.nonrigid_smoothing)
+            elif predicted:
+                # the refiner's output of this frame (computed here once);
+                # decoded (detached), in image space: the next frame's
+                # motion prediction
+                out = heatmaps[:, i] + self._delta(
+                    h[:, None], x[:, i:i + 1], heatmaps[:, i:i + 1])[:, 0]
+                outputs.append(out)
                 with torch.no_grad():
-                    out = heatmaps[:, i] + self._delta(
-                        h.detach()[:, None], x[:, i:i + 1].detach(),
-                        heatmaps[:, i:i + 1])[:, 0]
-                    ref, ref_scores = _argmax_keypoints(out)
+                    ref, ref_scores = self._output_keypoints(out.detach())
                     ref = apply_affine(torch.linalg.inv(affines[:, i]), ref)
-                state = state.with_refined(ref, ref_scores)
+                state = state.with_refined(ref, ref_scores,
+                                           self.nonrigid_smoothing)
             hidden.append(h)
             states.append(state)
         if lengths is not None and any(n != t for n in lengths):
             state = TrackState.cat(
                 [states[n - 1].rows(r) for r, n in enumerate(lengths)])
-        if gated:
+        if gated or predicted:
             return torch.stack(outputs, 1), state
         delta = self._delta(torch.stack(hidden, 1), x, heatmaps)
         return heatmaps + delta, state
+
+    def needs_refined_history(self) -> bool:
+        """Whether the state carries the refined keypoints of the last two
+        frames (``motion_compensation='predicted'`` or
+        ``nonrigid_prediction``; the extra ``TrackState`` fields an exported
+        step then passes along)."""
+        return self.warp_state and (self.motion_compensation == 'predicted'
+                                    or self.nonrigid_prediction > 0)
+
+    def _output_keypoints(self, maps: Tensor) -> Tuple[Tensor, Tensor]:
+        """Keypoints (N, K, 2, heatmap pixels) and scores of one frame's
+        output maps (N, K, H, W) for the refined history: PDC with the
+        decoder's settings when ``nonrigid_prediction`` needs sub-pixel
+        motion and the decoder is PDC, else the cheap argmax."""
+        if self.nonrigid_prediction and hasattr(self.decoder,
+                                                'pdc_threshold'):
+            return _pdc(maps, self.decoder.pdc_threshold,
+                        self.decoder.threshold_mode)
+        return _argmax_keypoints(maps)
 
     @staticmethod
     def _warp_inputs(heatmaps: Tensor, affines: Optional[Tensor]
