@@ -24,6 +24,7 @@ MMPOSE_FACE = 'face_2d_keypoint/topdown_heatmap'
 WFLW_JITTER = 'configs/wflw_hrnet_jitter.py'
 # the refiner's own modules: the only keys an image-model checkpoint lacks
 REFINER_KEYS = ('head.cell.', 'head.in_proj.', 'head.out_proj.', 'head.input_gain',
+                'head.nonrigid_gain',
                 'head.keypoint_filter.')
 
 

@@ -146,15 +146,17 @@ def test_absent_modules_are_skipped_and_paths_are_configurable():
 
 def test_map_stage_frozen_by_path_keypoint_stage_still_learns():
     """configs/demo/real_jitter.py's freeze: the map stage (modules and the
-    input-gain parameter, named by path) frozen with the image model; Adam
-    steps leave it at its identity init and train the keypoint stage."""
+    input-gain and non-rigid-gain parameters, named by path) frozen with the
+    image model; Adam steps leave it at its identity init and train the
+    keypoint stage."""
     paths = ('backbone', 'neck', 'head.base_head', 'head.cell',
-             'head.out_proj', 'head.input_gain')
+             'head.out_proj', 'head.input_gain', 'head.nonrigid_gain')
     model = build_tiny(head=dict(TINY_MODEL['head'],
                                  share_across_keypoints=True),
                        frozen_modules=paths)
     head = model.head
     assert not head.input_gain.requires_grad
+    assert not head.nonrigid_gain.requires_grad
     assert model.is_frozen('head.cell') and model.is_frozen('head.out_proj')
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert {id(p) for p in trainable} == {

@@ -35,9 +35,11 @@ def gaussian(cx, cy, size=HM, sigma=1.):
 
 
 def test_gate_half_without_motion_is_an_exact_ema():
-    # no motion: identity crops, motion_compensation='none' (random maps
-    # would give 'predicted' a random velocity from frame 2 on)
-    head = make_head(gate_init=0.5, motion_compensation='none')
+    # no motion: identity crops, motion_compensation='none' and no
+    # non-rigid prediction (random maps would give 'predicted' and it a
+    # random velocity from frame 2 on)
+    head = make_head(gate_init=0.5, motion_compensation='none',
+                     nonrigid_prediction=0.)
     torch.manual_seed(1)
     o = torch.rand(2, 3, K, HM, HM)
     s, state = head.refine(o)

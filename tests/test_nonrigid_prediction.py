@@ -142,7 +142,8 @@ def make_head(**kwargs):
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for name, p in head.named_parameters():
-            if not name.startswith('base_head'):
+            # random refiner weights; the learnt gain keeps its init
+            if not name.startswith('base_head') and name != 'nonrigid_gain':
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
     return head
 
@@ -183,10 +184,37 @@ def test_head_keeps_pdc_history_and_streams_like_a_clip():
     assert not make_head(nonrigid_prediction=0.).needs_refined_history()
 
 
+def test_learnt_gain_per_landmark_starts_at_the_setting_and_trains():
+    """learn_nonrigid_gain: gain_k = 2·sigmoid(u_k), u_k = logit(β / 2) at
+    init, so β = 1 gives u = 0 and the fixed head's output; a loss on the
+    output reaches u through the warp of each landmark's state."""
+    maps = deforming_heatmaps()
+    head = make_head(learn_nonrigid_gain=True)
+    assert head.nonrigid_gain.shape == (5, )
+    torch.testing.assert_close(head.nonrigid_gain.detach(), torch.zeros(5))
+    fixed = make_head()
+    with torch.no_grad():
+        fixed.load_state_dict(
+            {k: v for k, v in head.state_dict().items()
+             if k != 'nonrigid_gain'})
+        torch.testing.assert_close(head.eval().refine(maps)[0],
+                                   fixed.eval().refine(maps)[0])
+    head.train()
+    out, _ = head.refine(maps)
+    out.square().sum().backward()
+    assert head.nonrigid_gain.grad.abs().min() > 0
+    half = make_head(nonrigid_prediction=0.5, learn_nonrigid_gain=True)
+    torch.testing.assert_close(2 * torch.sigmoid(half.nonrigid_gain.detach()),
+                               torch.full((5, ), 0.5))
+
+
 @pytest.mark.parametrize('bad, match', [
     (dict(nonrigid_prediction=1.5), r'nonrigid_prediction must be in'),
     (dict(nonrigid_prediction=-0.1), r'nonrigid_prediction must be in'),
     (dict(nonrigid_smoothing=1.), r'nonrigid_smoothing must be in'),
+    (dict(nonrigid_consistency=1.), r'nonrigid_consistency must be in'),
+    (dict(nonrigid_prediction=0., learn_nonrigid_gain=True),
+     'learn_nonrigid_gain needs'),
     (dict(share_across_keypoints=False), 'share_across_keypoints=True'),
     (dict(warp_state=False), 'warp_state=True'),
 ])

@@ -20,7 +20,8 @@ optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'keypoint_filter': dict(lr_
 model = dict(
     # the map stage frozen with the image model (no backward through it: the keypoint stage learns from the decoded
     # maps, detached); it stays an identity, which predict() and the ONNX step then skip
-    frozen_modules=('backbone', 'neck', 'head.base_head', 'head.cell', 'head.out_proj', 'head.input_gain'),
+    frozen_modules=('backbone', 'neck', 'head.base_head', 'head.cell', 'head.out_proj', 'head.input_gain',
+                    'head.nonrigid_gain'),
     head=dict(keypoint_loss=dict(type='KeypointFlickerLoss', jitter_weight=0.2),
               # the learnt velocity retention (below) and the crop offset: this model's landmarks lean towards the
               # crop's centre (within a training clip, vertical error = 0.33 x the crop's offset from the face,

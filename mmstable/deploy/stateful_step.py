@@ -53,7 +53,7 @@ __all__ = ['StatefulStep']
 # their defaults, which TrackState builds from ``keypoints``)
 _REFINER_FIELDS = ('h', 'c', 'affine', 'keypoints', 'scores')
 _PREDICTED_FIELDS = ('refined', 'refined_scores', 'refined_count',
-                     'refined_velocity')
+                     'refined_velocity', 'velocity_stats')
 _MEMORY_FIELDS = ('memory', 'memory_count')
 
 

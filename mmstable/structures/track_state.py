@@ -20,7 +20,7 @@ recurrent state"): the head uses it in training (B clips in parallel) and
 in test / streaming mode (one per ``video_id``).
 """
 from dataclasses import dataclass, replace
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +29,7 @@ from torch import Tensor
 MOTION_MODES = ('similarity', 'translation', 'none', 'predicted')
 _FIELDS = ('h', 'c', 'affine', 'keypoints', 'scores', 'refined',
            'refined_scores', 'refined_count', 'memory', 'memory_count',
-           'refined_velocity')
+           'refined_velocity', 'velocity_stats')
 
 
 def fit_similarity(src: Tensor,
@@ -258,6 +258,12 @@ class TrackState:
             (:func:`nonrigid_velocity`, image px per frame; kept by
             :meth:`with_refined` with ``smoothing``), what
             :meth:`carried_to` moves the state by with ``nonrigid``.
+        velocity_stats (Tensor, optional): (N, K, 3) running means (decay
+            ``consistency`` of :meth:`with_refined`) of that motion (x, y)
+            and of its length: their ratio ``|mean v| / mean |v|`` ∈ [0, 1]
+            is how consistent each landmark's motion has been (1: steady
+            motion, or no running mean; near 0: noise that flips
+            direction), the factor :meth:`carried_to` scales the motion by.
         video_id: the track (stored tracks only).
         frame_id (int, optional): that frame's ``frame_id`` (stored tracks).
     """
@@ -272,6 +278,7 @@ class TrackState:
     memory: Optional[Tensor] = None
     memory_count: Optional[Tensor] = None
     refined_velocity: Optional[Tensor] = None
+    velocity_stats: Optional[Tensor] = None
     video_id: object = None
     frame_id: Optional[int] = None
 
@@ -291,6 +298,8 @@ class TrackState:
                 n, dtype=torch.long, device=self.keypoints.device)
         if self.refined_velocity is None:
             self.refined_velocity = self.keypoints.new_zeros(n, k, 2)
+        if self.velocity_stats is None:
+            self.velocity_stats = self.keypoints.new_zeros(n, k, 3)
 
     def with_memory(self, heatmaps: Tensor) -> 'TrackState':
         """The state after its frame's output heatmaps (N, K, H, W) (full
@@ -299,12 +308,14 @@ class TrackState:
                        memory_count=torch.ones_like(self.memory_count))
 
     def with_refined(self, keypoints: Tensor, scores: Tensor,
-                     smoothing: float = 0.) -> 'TrackState':
+                     smoothing: float = 0.,
+                     consistency: float = 0.) -> 'TrackState':
         """The state after its frame's output: refined keypoints (N, K, 2)
-        in image space and scores (N, K) become the newest of the two, and
+        in image space and scores (N, K) become the newest of the two,
         ``refined_velocity`` ← ``smoothing`` · itself + (1 − ``smoothing``)
-        · :func:`nonrigid_velocity` of the new pair (0 while a track has
-        fewer than two frames)."""
+        · v, v = :func:`nonrigid_velocity` of the new pair (0 while a track
+        has fewer than two frames), and ``velocity_stats`` ←
+        ``consistency`` · itself + (1 − ``consistency``) · (v, |v|)."""
         state = replace(
             self,
             refined=torch.stack([self.refined[:, 1], keypoints.to(
@@ -317,7 +328,19 @@ class TrackState:
                                      state.refined_count)
         state.refined_velocity = smoothing * self.refined_velocity.to(
             velocity) + (1. - smoothing) * velocity
+        stats = torch.cat([velocity, velocity.norm(dim=-1, keepdim=True)],
+                          -1)
+        state.velocity_stats = consistency * self.velocity_stats.to(
+            stats) + (1. - consistency) * stats
         return state
+
+    def velocity_consistency(self) -> Tensor:
+        """(N, K) ``|mean v| / mean |v|`` of ``velocity_stats`` (0 where
+        no motion was seen)."""
+        norm = self.velocity_stats[..., 2]
+        mean = self.velocity_stats[..., :2].norm(dim=-1)
+        return torch.where(norm > 0, mean / norm.clamp(min=1e-12),
+                           torch.zeros_like(norm))
 
     @classmethod
     def zeros(cls, num: int, channels: int, size: Sequence[int],
@@ -355,7 +378,8 @@ class TrackState:
                           self.scores[sl], self.refined[sl],
                           self.refined_scores[sl], self.refined_count[sl],
                           self.memory[sl].detach(), self.memory_count[sl],
-                          self.refined_velocity[sl], video_id, frame_id)
+                          self.refined_velocity[sl], self.velocity_stats[sl],
+                          video_id, frame_id)
 
     def fits(self, other: 'TrackState') -> bool:
         """Same state and keypoint shapes (per track) as ``other``."""
@@ -370,7 +394,7 @@ class TrackState:
                    motion: str = 'similarity',
                    stride: int = 1,
                    damping: float = 0.,
-                   nonrigid: float = 0.,
+                   nonrigid: Union[float, Tensor] = 0.,
                    max_nonrigid_shift: float = 2.) -> 'TrackState':
         """The state warped into a new frame (see the module docstring),
         which it then lives in. Args as :func:`motion_matrix`; ``motion=
@@ -381,10 +405,12 @@ class TrackState:
         equal groups, ``memory`` K maps) are also moved by ``nonrigid`` ×
         its own refined motion beyond the face's similarity
         (``refined_velocity``, a constant-velocity prediction of a turning
-        head's parallax or of expression), at most
+        head's parallax or of expression) times how consistent it has been
+        (:meth:`velocity_consistency`), at most
         ``max_nonrigid_shift`` heatmap pixels: the memory of a landmark that
         moves on the face is where the landmark is expected, not where it
-        was. Smooth refined history on a still face predicts ~0."""
+        was. Smooth refined history on a still face predicts ~0. A (K,)
+        tensor gives each landmark its own ``nonrigid``."""
         if motion == 'predicted':
             face = predicted_motion(self.refined, self.refined_scores,
                                     self.refined_count, damping)
@@ -394,13 +420,17 @@ class TrackState:
                                    affine, keypoints, scores, motion)
         hc = torch.cat([self.h, self.c], 1)
         memory = self.memory
-        if nonrigid:
+        if isinstance(nonrigid, Tensor) or nonrigid:
             k = keypoints.shape[1]
             if self.h.shape[1] % k:
                 raise ValueError(
                     'TrackState.carried_to: nonrigid needs K equal channel '
                     f'groups; {self.h.shape[1]} channels, K = {k}')
-            shift = nonrigid * self.refined_velocity.to(affine)
+            gain = torch.as_tensor(nonrigid).to(affine)
+            if gain.ndim == 1:  # one gain per landmark
+                gain = gain[:, None]
+            shift = gain * (self.velocity_consistency()[..., None] *
+                            self.refined_velocity).to(affine)
             # image-space displacement -> this frame's heatmap pixels
             shift = shift @ affine[:, :2, :2].transpose(1, 2)
             norm = shift.norm(dim=-1, keepdim=True)

@@ -124,18 +124,33 @@ class ConvLSTMRefineHead(BaseHead):
             not enter the warp; the heatmap then corrects it.
         motion_damping (float): ``'predicted'`` only: shrink the predicted
             motion towards the identity (0 = full prediction, 1 = identity).
-        nonrigid_prediction (float): per-landmark cell with ``warp_state``
-            only: also move each landmark's state by this fraction of its
-            own motion beyond the face's similarity over the last two
-            frames of the refiner's output (decoded with the head's PDC
-            decoder; :meth:`TrackState.carried_to`): a constant-velocity
-            prediction of the non-rigid motion (a turning head's parallax,
-            expression), which the similarity warp leaves to the memory to
-            catch up with. 0 (default): off.
+        nonrigid_prediction (float, optional): per-landmark cell with
+            ``warp_state`` only: also move each landmark's state by this
+            fraction of its own motion beyond the face's similarity over
+            the last two frames of the refiner's output (decoded with the
+            head's PDC decoder; :meth:`TrackState.carried_to`): a
+            constant-velocity prediction of the non-rigid motion (a turning
+            head's parallax, expression), which the similarity warp leaves
+            to the memory to catch up with (docs/moving_head_lag.md). 0:
+            off. ``None`` (default): 1 for the per-landmark cell with
+            ``warp_state``, else 0.
+        learn_nonrigid_gain (bool, optional): ``nonrigid_prediction`` is
+            only the initial value of a learnt gain per landmark,
+            ``2·sigmoid(u_k)`` ∈ (0, 2) (training decides where predicting
+            the motion pays: on the demo it lowers the contour's); ``False``:
+            the fixed ``nonrigid_prediction`` for all. ``None`` (default):
+            learnt whenever the prediction is on. A checkpoint without the
+            gain (trained before it existed) loads it at its initial
+            value.
         nonrigid_smoothing (float): ``nonrigid_prediction``: that motion is
             a running mean over frames, ``v ← a·v + (1−a)·v_now`` with this
             ``a`` in [0, 1) (0: the last two frames only), so that only
             motion that persists moves the state, not a frame's noise.
+        nonrigid_consistency (float): ``nonrigid_prediction``: the motion
+            is also scaled per landmark by ``|mean v| / mean |v|`` (running
+            means with this decay in [0, 1); 0: factor 1), 1 for steady
+            motion and near 0 for noise that flips direction
+            (:meth:`TrackState.velocity_consistency`).
         memory (str, optional): ``'gated'``: keep the previous output maps
             ``s_{t-1}`` (full resolution) in the track state, warp them with
             ``W_t`` and output ``s_t = g ⊙ W(s_{t-1}) + (1 - g) ⊙ r_t``,
@@ -210,8 +225,10 @@ class ConvLSTMRefineHead(BaseHead):
                  warp_state: bool = True,
                  motion_compensation: str = 'similarity',
                  motion_damping: float = 0.,
-                 nonrigid_prediction: float = 0.,
+                 nonrigid_prediction: Optional[float] = None,
+                 learn_nonrigid_gain: Optional[bool] = None,
                  nonrigid_smoothing: float = 0.,
+                 nonrigid_consistency: float = 0.,
                  recurrent_kernel_size: Optional[int] = 1,
                  memory: Optional[str] = None,
                  gate_init: float = 0.5,
@@ -237,12 +254,20 @@ class ConvLSTMRefineHead(BaseHead):
         if not 0. <= motion_damping <= 1.:
             raise ValueError('ConvLSTMRefineHead: motion_damping must be in '
                              f'[0, 1], got {motion_damping!r}')
+        if nonrigid_prediction is None:
+            nonrigid_prediction = float(share_across_keypoints
+                                        and warp_state)
+        if learn_nonrigid_gain is None:
+            learn_nonrigid_gain = nonrigid_prediction > 0
         if not 0. <= nonrigid_prediction <= 1.:
             raise ValueError('ConvLSTMRefineHead: nonrigid_prediction must '
                              f'be in [0, 1], got {nonrigid_prediction!r}')
         if not 0. <= nonrigid_smoothing < 1.:
             raise ValueError('ConvLSTMRefineHead: nonrigid_smoothing must '
                              f'be in [0, 1), got {nonrigid_smoothing!r}')
+        if not 0. <= nonrigid_consistency < 1.:
+            raise ValueError('ConvLSTMRefineHead: nonrigid_consistency must '
+                             f'be in [0, 1), got {nonrigid_consistency!r}')
         if nonrigid_prediction and not (share_across_keypoints
                                         and warp_state):
             raise ValueError(
@@ -268,7 +293,12 @@ class ConvLSTMRefineHead(BaseHead):
         self.motion_compensation = motion_compensation
         self.motion_damping = float(motion_damping)
         self.nonrigid_prediction = float(nonrigid_prediction)
+        if learn_nonrigid_gain and not nonrigid_prediction:
+            raise ValueError(
+                'ConvLSTMRefineHead: learn_nonrigid_gain needs '
+                'nonrigid_prediction > 0 (its initial value)')
         self.nonrigid_smoothing = float(nonrigid_smoothing)
+        self.nonrigid_consistency = float(nonrigid_consistency)
         self.base_head = MODELS.build(base_head)
         num_keypoints = getattr(self.base_head, 'out_channels', None)
         if not isinstance(num_keypoints, int):
@@ -278,6 +308,12 @@ class ConvLSTMRefineHead(BaseHead):
                 f'has out_channels={num_keypoints!r}. Check model.head.'
                 'base_head in the config.')
         self.out_channels = num_keypoints
+        self.nonrigid_gain = None
+        if learn_nonrigid_gain:
+            # gain = 2·sigmoid(u), u = logit(β / 2)
+            half = nonrigid_prediction / 2.
+            self.nonrigid_gain = nn.Parameter(torch.full(
+                (num_keypoints, ), float(np.log(half / (1. - half)))))
         self.share_across_keypoints = share_across_keypoints
 
         if share_across_keypoints:
@@ -430,7 +466,7 @@ class ConvLSTMRefineHead(BaseHead):
                                              scores[:, i],
                                              self.motion_compensation,
                                              stride, self.motion_damping,
-                                             self.nonrigid_prediction)
+                                             self._nonrigid())
                 else:
                     state = replace(state, affine=affines[:, i],
                                     keypoints=kpts[:, i], scores=scores[:, i])
@@ -447,7 +483,8 @@ class ConvLSTMRefineHead(BaseHead):
                         ref = apply_affine(torch.linalg.inv(affines[:, i]),
                                            ref)
                     state = state.with_refined(ref, ref_scores,
-                                           self.nonrigid_smoothing)
+                                           self.nonrigid_smoothing,
+                                           self.nonrigid_consistency)
             elif predicted:
                 # the refiner's output of this frame (computed here once);
                 # decoded (detached), in image space: the next frame's
@@ -459,7 +496,8 @@ class ConvLSTMRefineHead(BaseHead):
                     ref, ref_scores = self._output_keypoints(out.detach())
                     ref = apply_affine(torch.linalg.inv(affines[:, i]), ref)
                 state = state.with_refined(ref, ref_scores,
-                                           self.nonrigid_smoothing)
+                                           self.nonrigid_smoothing,
+                                           self.nonrigid_consistency)
             hidden.append(h)
             states.append(state)
         if lengths is not None and any(n != t for n in lengths):
@@ -477,6 +515,13 @@ class ConvLSTMRefineHead(BaseHead):
         step then passes along)."""
         return self.warp_state and (self.motion_compensation == 'predicted'
                                     or self.nonrigid_prediction > 0)
+
+    def _nonrigid(self):
+        """The gain of the non-rigid prediction: a float, or (K,) when
+        learnt."""
+        if self.nonrigid_gain is None:
+            return self.nonrigid_prediction
+        return 2. * torch.sigmoid(self.nonrigid_gain)
 
     def _output_keypoints(self, maps: Tensor) -> Tuple[Tensor, Tensor]:
         """Keypoints (N, K, 2, heatmap pixels) and scores of one frame's
@@ -1001,7 +1046,16 @@ class ConvLSTMRefineHead(BaseHead):
         .weight`` for every key whose first name is a child / parameter /
         buffer of the base head and not one of the refiner's own, so a zoo
         checkpoint of the image model loads with only the refiner missing.
+        A missing learnt ``nonrigid_gain`` (a refiner checkpoint from before
+        it existed) loads as its initial value.
         """
+        if self.nonrigid_gain is not None and \
+                prefix + 'nonrigid_gain' not in state_dict and \
+                prefix + 'out_proj.weight' in state_dict:
+            # a refiner checkpoint from before the learnt gain: its initial
+            # value (an image model's checkpoint misses the whole refiner)
+            state_dict[prefix + 'nonrigid_gain'] = \
+                self.nonrigid_gain.detach().clone()
         own = set(self._modules) | set(self._parameters) | set(self._buffers)
         base = (set(self.base_head._modules) | set(self.base_head._parameters)
                 | set(self.base_head._buffers))
