@@ -7,7 +7,8 @@ import torch
 
 from mmpose.registry import MODELS
 from mmstable.codecs.pdc_codec import _pdc
-from mmstable.structures import TrackState, nonrigid_velocity
+from mmstable.structures import (TrackState, nonrigid_velocity, shift_maps,
+                                 warp_maps)
 
 # a square centred at (5, 5): its stretch (εx, −εy) about the centre has no
 # similarity part (zero mean, Σ x·r = ε Σ (x² − y²) = 0, Σ x × r = −2ε Σ xy
@@ -81,36 +82,57 @@ def blob_state(refined_last, affine):
     return state.with_refined(refined_last, scores), scores
 
 
+def test_shift_maps_is_the_bilinear_translation():
+    """shift_maps = warp_maps with each group's translation (|s| ≤ 1 px):
+    same values; a whole-pixel shift moves the blob exactly."""
+    gen = torch.Generator().manual_seed(0)
+    maps = torch.rand(2, 3, 4, 9, 11, generator=gen)
+    shift = torch.tensor([[[0.3, -0.7], [1., 0.], [-0.25, 0.9]],
+                          [[0., 0.], [-1., -1.], [0.5, 0.5]]])
+    out = shift_maps(maps, shift)
+    eye = torch.eye(3).repeat(6, 1, 1)
+    eye[:, :2, 2] = shift.flatten(0, 1)
+    want = warp_maps(maps.flatten(0, 1), eye).view(maps.shape)
+    torch.testing.assert_close(out, want, atol=1e-6, rtol=0)
+    blob = gaussian(7., 6.)[None, None, None]
+    moved = shift_maps(blob, torch.tensor([[[1., -1.]]]))
+    torch.testing.assert_close(moved[0, 0, 0], gaussian(8., 5.), atol=1e-6,
+                               rtol=0)
+    # larger shifts are clamped to one pixel per axis
+    torch.testing.assert_close(shift_maps(blob, torch.tensor([[[3., 0.]]])),
+                               shift_maps(blob, torch.tensor([[[1., 0.]]])))
+
+
 def test_each_landmark_state_moves_by_its_own_velocity():
-    """Image → heatmap = 2× (both frames): ε = 0.5 in the image is 1 px on
-    the heatmap; the blob of landmark j moves by β · 2 · 0.5 · STRETCH_j,
-    clamped to max_nonrigid_shift heatmap px."""
+    """Image → heatmap = 2× (both frames): ε = 0.25 in the image is 0.5 px
+    on the heatmap; the blob of landmark j moves by β · 0.5 · STRETCH_j,
+    at most one heatmap pixel (ε = 1: (±2, ±2) px → length 1)."""
     affine = torch.diag(torch.tensor([2., 2., 1.]))[None]
-    state, scores = blob_state(SQUARE + 0.5 * STRETCH, affine)
-    for beta, cap, step in ((1., 2., 1.), (.5, 2., .5),
+    for eps, beta, step in ((.25, 1., .5), (.25, .5, .25),
                             (1., 1., 2**-0.5)):
+        state, scores = blob_state(SQUARE + eps * STRETCH, affine)
         moved = state.carried_to(affine, SQUARE, scores, 'similarity',
-                                 nonrigid=beta, max_nonrigid_shift=cap)
+                                 nonrigid=beta)
         for j in range(4):
             dx, dy = (step * STRETCH[0, j]).tolist()
-            if step == 1.:
-                # a whole-pixel shift resamples exactly
-                want = gaussian(7. + dx, 6. + dy)
-                torch.testing.assert_close(moved.h[0, j], want, atol=1e-5,
-                                           rtol=0)
-                torch.testing.assert_close(moved.c[0, j], want, atol=1e-5,
-                                           rtol=0)
-            # the blob's centre of mass moved by the step (bilinear
-            # resampling keeps the centre of mass of a blob inside the map)
-            com = torch.stack([
-                (moved.h[0, j].sum(0) * torch.arange(16.)).sum(),
-                (moved.h[0, j].sum(1) * torch.arange(16.)).sum()
-            ]) / moved.h[0, j].sum()
-            torch.testing.assert_close(com, torch.tensor([7. + dx, 6. + dy]),
-                                       atol=1e-2, rtol=0)
+            for maps in (moved.h, moved.c):
+                # bilinear resampling keeps the centre of mass of a blob
+                # inside the map
+                com = torch.stack([
+                    (maps[0, j].sum(0) * torch.arange(16.)).sum(),
+                    (maps[0, j].sum(1) * torch.arange(16.)).sum()
+                ]) / maps[0, j].sum()
+                torch.testing.assert_close(
+                    com, torch.tensor([7. + dx, 6. + dy]), atol=1e-4,
+                    rtol=0)
     # β = 0: the plain warp (identity here)
     plain = state.carried_to(affine, SQUARE, scores, 'similarity')
     torch.testing.assert_close(plain.h, state.h)
+    # at stride 2 the same heatmap shift is half a pixel of the state
+    state, scores = blob_state(SQUARE + .25 * STRETCH, affine)
+    half = state.carried_to(affine, SQUARE, scores, stride=2, nonrigid=1.)
+    torch.testing.assert_close(
+        half.h, shift_maps(state.h[:, :, None], 0.25 * STRETCH)[:, :, 0])
 
 
 def test_still_history_or_channels_that_do_not_split_by_landmark():

@@ -255,12 +255,16 @@ def main():
     else:
         plain, stable, codec = build_models(refiner_opts)
     head = stable.head
+    nonrigid = getattr(head, 'nonrigid_prediction', 0.)
+    if getattr(head, 'nonrigid_gain', None) is not None:
+        nonrigid = f'{nonrigid} (learnt gain)'
     print(f'mmstable benchmark: {args.config or MMPOSE_CONFIG}\n  CPU, '
           f'torch {torch.__version__}, {threads} threads; refiner: '
           f'{type(head.cell).__name__}({head.cell.extra_repr()}), '
           f'share_across_keypoints={head.share_across_keypoints}, '
           f'state_stride={head.state_stride}, warp_state={head.warp_state} '
-          f'({head.motion_compensation}), decoder '
+          f'({head.motion_compensation}), nonrigid_prediction={nonrigid}, '
+          f'decoder '
           f'{type(head.decoder).__name__}')
 
     if 'P2' not in args.skip:

@@ -206,8 +206,14 @@ class StatefulStep(nn.Module):
             refined, track = head.refine(
                 heatmaps[:, None], track, None,
                 (scale[:, None] * crop_affine)[:, None])
-            keypoints, scores = _pdc(refined[:, 0], *self.pdc)
-            keypoints = keypoints * to_input
+            if head.nonrigid_prediction > 0:
+                # refine() decoded these maps already (PDC, the decoder's
+                # settings) for its refined history, in image space
+                keypoints = apply_affine(crop_affine, track.refined[:, 1])
+                scores = track.refined_scores[:, 1]
+            else:
+                keypoints, scores = _pdc(refined[:, 0], *self.pdc)
+                keypoints = keypoints * to_input
             new_state = [getattr(track, f) for f in self.refiner_fields]
         if self.keypoint_filter is not None:
             fields = {
