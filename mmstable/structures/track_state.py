@@ -156,13 +156,13 @@ def shift_maps(maps: Tensor, shift: Tensor) -> Tensor:
     """
     shift = shift.clamp(-1., 1.)[..., None, None, None, :]
     out = maps
-    for axis, pad in ((0, (1, 0)), (1, (0, 0, 1, 0))):  # x (w), then y (h)
+    for axis, pad in ((0, (1, 1)), (1, (0, 0, 1, 1))):  # x (w), then y (h)
         s = shift[..., axis]
         dim = out.ndim - 1 - axis
         size = out.shape[dim]
-        before = F.pad(out, pad).narrow(dim, 0, size)  # m(p - 1)
-        after = F.pad(out, pad[::-1] if axis == 0 else (0, 0, 0, 1)).narrow(
-            dim, 1, size)  # m(p + 1)
+        padded = F.pad(out, pad)  # one zero pixel on both sides
+        before = padded.narrow(dim, 0, size)  # m(p - 1)
+        after = padded.narrow(dim, 2, size)  # m(p + 1)
         out = (1. - s.abs()) * out + s.clamp(min=0.) * before + \
             (-s).clamp(min=0.) * after
     return out
